@@ -1,0 +1,129 @@
+"""How the inverse temperature beta reaches the model: encodings, the logit scale g(beta), log Z(beta).
+
+Design (measured in benchmarks/beta_input.py, documented in the README):
+- the small MLPs see ``log(beta)`` by default (``beta_input='log'``), so beta = 1000 at test time is an
+  input of 6.9 rather than 1000;
+- ``positive`` g is a power law times a bounded correction, ``g = beta**w * exp(tanh-MLP(log beta))``,
+  initialised at g = 1: it stays positive and extrapolates as a power law (the optimal logits grow
+  linearly in beta at high beta, i.e. w -> 1);
+- ``signed`` g is the reference's: a LeakyReLU MLP with no output activation (may go negative);
+- ``log Z(beta) = beta * a(beta) + b(beta)`` with a, b from a tanh MLP: bounded a, b make log Z linear in
+  beta outside the training range, as the true log Z is (d log Z / d beta = E[log R] -> log R_max).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+BETA_INPUTS = ("log", "raw")
+LAYER_ENCODINGS = ("value", "thermometer")
+G_KINDS = ("positive", "signed")
+
+
+def mlp(sizes: list[int], act: type[nn.Module] = nn.LeakyReLU) -> nn.Sequential:
+    """Linear layers of the given sizes with ``act`` between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+def _zero_last(net: nn.Sequential, bias: float = 0.0) -> nn.Sequential:
+    last = net[-1]
+    assert isinstance(last, nn.Linear)
+    nn.init.zeros_(last.weight)
+    nn.init.constant_(last.bias, bias)
+    return net
+
+
+class BetaFeature(nn.Module):
+    """The scalar input of the small beta MLPs: ``log(beta)`` or raw ``beta``."""
+
+    def __init__(self, kind: str = "log"):
+        super().__init__()
+        if kind not in BETA_INPUTS:
+            raise ValueError(f"beta_input must be one of {BETA_INPUTS}")
+        self.kind = kind
+
+    def forward(self, beta: torch.Tensor) -> torch.Tensor:
+        return (torch.log(beta) if self.kind == "log" else beta).unsqueeze(-1)
+
+
+class Thermometer(nn.Module):
+    """Soft thermometer code of beta over ``[lo, hi]`` in ``bins`` bins, clamped to [0, 1]."""
+
+    def __init__(self, lo: float, hi: float, bins: int = 32):
+        super().__init__()
+        self.lo, self.hi, self.bins = lo, max(hi, lo + 1e-6), bins
+        self.register_buffer("offsets", torch.arange(bins, dtype=torch.float32), persistent=False)
+
+    def forward(self, beta: torch.Tensor) -> torch.Tensor:
+        v = ((beta - self.lo) / (self.hi - self.lo)).clamp(0.0, 1.0)
+        return (v.unsqueeze(-1) * self.bins - self.offsets).clamp(0.0, 1.0)
+
+
+class BetaEmbedding(nn.Module):
+    """Layer conditioning's embedding: MLP 1 -> 32 -> 32 -> 32 on the beta feature, or on a thermometer."""
+
+    def __init__(self, encoding: str, beta_input: str, support: tuple[float, float], dim: int = 32):
+        super().__init__()
+        if encoding not in LAYER_ENCODINGS:
+            raise ValueError(f"layer encoding must be one of {LAYER_ENCODINGS}")
+        self.encode = Thermometer(*support, bins=dim) if encoding == "thermometer" else BetaFeature(beta_input)
+        self.net = mlp([dim if encoding == "thermometer" else 1, dim, dim, dim])
+        self.dim = dim
+
+    def forward(self, beta: torch.Tensor) -> torch.Tensor:
+        return self.net(self.encode(beta))
+
+
+class LogitScale(nn.Module):
+    """g(beta), the scalar that multiplies the policy's logits (the paper's contribution)."""
+
+    def __init__(self, kind: str = "positive", beta_input: str = "log", hidden: int = 32):
+        super().__init__()
+        if kind not in G_KINDS:
+            raise ValueError(f"g must be one of {G_KINDS}")
+        self.kind = kind
+        self.feature = BetaFeature(beta_input)
+        if kind == "positive":
+            self.net = _zero_last(mlp([1, hidden, hidden, 1], nn.Tanh))
+            self.power = nn.Parameter(torch.zeros(()))
+        else:
+            self.net = _zero_last(mlp([1, hidden, hidden, hidden, hidden, 1]), bias=1.0)
+
+    def forward(self, beta: torch.Tensor) -> torch.Tensor:
+        out = self.net(self.feature(beta)).squeeze(-1)
+        if self.kind == "signed":
+            return out
+        return torch.exp(self.power * torch.log(beta) + out)
+
+
+class LogZ(nn.Module):
+    """log Z(beta) = beta * a(beta) + b(beta), with a, b from a small tanh MLP of the beta feature."""
+
+    def __init__(self, beta_input: str = "log", hidden: int = 32, init: float = 0.0):
+        super().__init__()
+        self.feature = BetaFeature(beta_input)
+        self.net = _zero_last(mlp([1, hidden, hidden, 2], nn.Tanh))
+        with torch.no_grad():
+            self.net[-1].bias[1] = init
+
+    def forward(self, beta: torch.Tensor) -> torch.Tensor:
+        a, b = self.net(self.feature(beta)).unbind(-1)
+        return beta * a + b
+
+
+class ConstantLogZ(nn.Module):
+    """A single learned log Z, for the unconditional GFlowNet (one fixed beta)."""
+
+    def __init__(self, init: float = 0.0):
+        super().__init__()
+        self.value = nn.Parameter(torch.tensor(float(init)))
+
+    def forward(self, beta: torch.Tensor) -> torch.Tensor:
+        return self.value.expand(beta.shape)
+

@@ -1,0 +1,22 @@
+"""Batched MDPs over which the GFlowNet builds objects."""
+
+from thermogfn.errors import ThermoGFNError
+from thermogfn.mdp.base import MDP
+from thermogfn.mdp.hypergrid import HypergridMDP
+from thermogfn.mdp.sequence import AppendMDP, PrependAppendMDP
+
+MDP_KINDS = ("prepend-append", "append", "hypergrid")
+
+
+def make_mdp(kind: str, vocab_size: int, length: int) -> MDP:
+    """Build the MDP ``kind`` for objects in ``{0..vocab_size-1}^length``."""
+    if kind == "prepend-append":
+        return PrependAppendMDP(vocab_size, length)
+    if kind == "append":
+        return AppendMDP(vocab_size, length)
+    if kind == "hypergrid":
+        return HypergridMDP(vocab_size, length)
+    raise ThermoGFNError(f"unknown MDP '{kind}'; choose one of {', '.join(MDP_KINDS)}")
+
+
+__all__ = ["MDP", "MDP_KINDS", "AppendMDP", "HypergridMDP", "PrependAppendMDP", "make_mdp"]

@@ -1,0 +1,72 @@
+"""The hypergrid MDP: start at the origin, increment one coordinate or stop; backward decrements one."""
+
+from __future__ import annotations
+
+import torch
+
+from thermogfn.mdp.base import MDP
+
+
+class HypergridMDP(MDP):
+    """States are coordinates in ``{0..H-1}^ndim``; any state may stop and becomes the object itself."""
+
+    name = "hypergrid"
+
+    def __init__(self, height: int, ndim: int):
+        self.H = height
+        self.ndim = ndim
+        self.state_dim = ndim
+        self.n_actions = ndim
+        self.n_back = ndim
+        self.max_steps = ndim * (height - 1)
+        self.encoding_dim = ndim * height
+        self._eye = torch.eye(ndim, dtype=torch.int64)
+        self._weights = height ** torch.arange(ndim - 1, -1, -1, dtype=torch.int64)
+
+    def initial(self, batch: int) -> torch.Tensor:
+        return torch.zeros(batch, self.ndim, dtype=torch.int64)
+
+    def encode(self, states: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(states, self.H).flatten(-2).float()
+
+    def forward_mask(self, states: torch.Tensor) -> torch.Tensor:
+        grow = states < self.H - 1
+        return torch.cat([grow, torch.ones_like(grow[:, :1])], dim=1)
+
+    def backward_mask(self, states: torch.Tensor) -> torch.Tensor:
+        return states > 0
+
+    def step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        inc = torch.cat([self._eye, torch.zeros(1, self.ndim, dtype=torch.int64)])[actions]
+        return states + inc
+
+    def back_step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return states - self._eye[actions]
+
+    def backward_action_of(self, children: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return actions.clamp_max(self.ndim - 1)
+
+    def forward_action_of(self, parents: torch.Tensor, back_actions: torch.Tensor,
+                          children: torch.Tensor) -> torch.Tensor:
+        return back_actions
+
+    def is_initial(self, states: torch.Tensor) -> torch.Tensor:
+        return (states == 0).all(-1)
+
+    def terminal_object(self, states: torch.Tensor) -> torch.Tensor:
+        return states
+
+    def terminal_state(self, objects: torch.Tensor) -> torch.Tensor:
+        return objects.to(torch.int64)
+
+    def n_states(self) -> int:
+        return self.H**self.ndim
+
+    def states_by_level(self) -> list[torch.Tensor]:
+        idx = torch.arange(self.n_states(), dtype=torch.int64)
+        coords = (idx[:, None] // self._weights) % self.H
+        level = coords.sum(-1)
+        return [coords[level == n] for n in range(self.max_steps + 1)]
+
+    def state_index(self, states: torch.Tensor) -> torch.Tensor:
+        return (states * self._weights).sum(-1)

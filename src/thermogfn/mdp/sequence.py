@@ -1,0 +1,178 @@
+"""Fixed-length sequence MDPs: ``append`` (left to right, a tree) and ``prepend-append`` (the paper's).
+
+A state is a left-aligned string padded with the token ``K`` (= vocab size); stop is forced at length L.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from thermogfn.mdp.base import MDP, NEG_INF
+
+
+class _SequenceMDP(MDP):
+    def __init__(self, vocab_size: int, length: int):
+        self.K = vocab_size
+        self.L = length
+        self.state_dim = length
+        self.max_steps = length
+        self.encoding_dim = length * (vocab_size + 1)
+        self._pos = torch.arange(length)
+        # offsets[l] = number of states shorter than l; lets state_index enumerate strings by length
+        counts = torch.tensor([vocab_size**n for n in range(length + 1)], dtype=torch.int64)
+        self._offsets = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)[:-1]])
+        self._n_states = int(counts.sum())
+
+    def lengths(self, states: torch.Tensor) -> torch.Tensor:
+        return (states != self.K).sum(-1)
+
+    def initial(self, batch: int) -> torch.Tensor:
+        return torch.full((batch, self.L), self.K, dtype=torch.int64)
+
+    def encode(self, states: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(states, self.K + 1).flatten(-2).float()
+
+    def is_initial(self, states: torch.Tensor) -> torch.Tensor:
+        return states[..., 0] == self.K
+
+    def terminal_object(self, states: torch.Tensor) -> torch.Tensor:
+        return states
+
+    def terminal_state(self, objects: torch.Tensor) -> torch.Tensor:
+        return objects.to(torch.int64)
+
+    def _append(self, states: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        put = (self._pos == lengths[:, None]) & (lengths[:, None] < self.L)
+        return torch.where(put, tokens[:, None], states)
+
+    def _delete_last(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.where(self._pos == (lengths[:, None] - 1), self.K, states)
+
+    def n_states(self) -> int:
+        return self._n_states
+
+    def states_by_level(self) -> list[torch.Tensor]:
+        levels = []
+        for n in range(self.L + 1):
+            idx = torch.arange(self.K**n, dtype=torch.int64)
+            digits = (idx[:, None] // self.K ** torch.arange(n - 1, -1, -1)) % self.K if n else idx[:, None][:, :0]
+            pad = torch.full((len(idx), self.L - n), self.K, dtype=torch.int64)
+            levels.append(torch.cat([digits, pad], dim=1))
+        return levels
+
+    def state_index(self, states: torch.Tensor) -> torch.Tensor:
+        lengths = self.lengths(states)
+        # base-K value of the first `length` tokens: weight K^(length-1-i) for position i < length
+        exps = (lengths[:, None] - 1 - self._pos).clamp_min(0)
+        weights = torch.where(self._pos < lengths[:, None], self.K**exps, 0)
+        return self._offsets[lengths] + (states.clamp_max(self.K - 1) * weights).sum(-1)
+
+
+class AppendMDP(_SequenceMDP):
+    """Left-to-right generation: forward ``append(c)``, backward ``delete-last``. One path per object."""
+
+    name = "append"
+
+    def __init__(self, vocab_size: int, length: int):
+        super().__init__(vocab_size, length)
+        self.n_actions = vocab_size
+        self.n_back = 1
+
+    def forward_mask(self, states: torch.Tensor) -> torch.Tensor:
+        full = (self.lengths(states) == self.L)[:, None]
+        return torch.cat([~full.expand(-1, self.K), full], dim=1)
+
+    def backward_mask(self, states: torch.Tensor) -> torch.Tensor:
+        return (self.lengths(states) > 0)[:, None]
+
+    def step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        grow = actions < self.K
+        child = self._append(states, actions.clamp_max(self.K - 1), self.lengths(states))
+        return torch.where(grow[:, None], child, states)
+
+    def back_step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return self._delete_last(states, self.lengths(states))
+
+    def backward_action_of(self, children: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(actions)
+
+    def forward_action_of(self, parents: torch.Tensor, back_actions: torch.Tensor,
+                          children: torch.Tensor) -> torch.Tensor:
+        last = (self.lengths(children) - 1).clamp_min(0)
+        return children.gather(1, last[:, None]).squeeze(1)
+
+
+class PrependAppendMDP(_SequenceMDP):
+    """The paper's MDP: forward ``prepend(c)`` (actions 0..K-1) or ``append(c)`` (K..2K-1);
+    backward ``delete-first`` (0) or ``delete-last`` (1). Equal children/parents are merged.
+    """
+
+    name = "prepend-append"
+
+    def __init__(self, vocab_size: int, length: int):
+        super().__init__(vocab_size, length)
+        self.n_actions = 2 * vocab_size
+        self.n_back = 2
+
+    def _homopolymer(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Bool (B,): the state is c^n for its first token c (true for the empty string too)."""
+        first = states[:, :1]
+        return ((states == first) | (self._pos >= lengths[:, None])).all(-1)
+
+    def forward_mask(self, states: torch.Tensor) -> torch.Tensor:
+        full = (self.lengths(states) == self.L)[:, None]
+        return torch.cat([~full.expand(-1, 2 * self.K), full], dim=1)
+
+    def backward_mask(self, states: torch.Tensor) -> torch.Tensor:
+        return (self.lengths(states) > 0)[:, None].expand(-1, 2)
+
+    def _forward_duplicates(self, states: torch.Tensor) -> torch.Tensor:
+        """Bool (B, K): append(c) gives the same child as prepend(c) (state is empty or c^n)."""
+        lengths = self.lengths(states)
+        homo = self._homopolymer(states, lengths)
+        same_token = states[:, :1] == torch.arange(self.K)
+        growing = (lengths < self.L)[:, None]  # full states only stop: nothing to merge (and no -inf pairs)
+        return growing & ((lengths == 0)[:, None] | (homo[:, None] & same_token))
+
+    def merge_forward(self, states: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.masked_fill(~self.forward_mask(states), NEG_INF)
+        dup = self._forward_duplicates(states)
+        pre, app, stop = logits[:, : self.K], logits[:, self.K: 2 * self.K], logits[:, 2 * self.K:]
+        pre = torch.where(dup, torch.logaddexp(pre, app), pre)
+        app = app.masked_fill(dup, NEG_INF)
+        return torch.cat([pre, app, stop], dim=1)
+
+    def merge_backward(self, states: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.masked_fill(~self.backward_mask(states), NEG_INF)
+        lengths = self.lengths(states)
+        dup = self._homopolymer(states, lengths) & (lengths > 0)
+        first = torch.where(dup, torch.logaddexp(logits[:, 0], logits[:, 1]), logits[:, 0])
+        last = logits[:, 1].masked_fill(dup, NEG_INF)
+        return torch.stack([first, last], dim=1)
+
+    def step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        lengths = self.lengths(states)
+        tokens = actions % self.K
+        prepended = torch.cat([tokens[:, None], states[:, :-1]], dim=1)
+        appended = self._append(states, tokens, lengths)
+        child = torch.where((actions < self.K)[:, None], prepended, appended)
+        return torch.where((actions == self.stop)[:, None], states, child)
+
+    def back_step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        lengths = self.lengths(states)
+        dropped_first = torch.cat([states[:, 1:], torch.full_like(states[:, :1], self.K)], dim=1)
+        return torch.where((actions == 0)[:, None], dropped_first, self._delete_last(states, lengths))
+
+    def backward_action_of(self, children: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        back = (actions >= self.K).long()  # prepend -> delete-first (0), append -> delete-last (1)
+        homo = self._homopolymer(children, self.lengths(children))
+        return torch.where(homo, 0, back)
+
+    def forward_action_of(self, parents: torch.Tensor, back_actions: torch.Tensor,
+                          children: torch.Tensor) -> torch.Tensor:
+        last = (self.lengths(children) - 1).clamp_min(0)
+        first_tok = children[:, 0]
+        last_tok = children.gather(1, last[:, None]).squeeze(1)
+        action = torch.where(back_actions == 0, first_tok, self.K + last_tok)
+        dup = self._forward_duplicates(parents).gather(1, (action % self.K)[:, None]).squeeze(1)
+        return torch.where(dup, action % self.K, action)

@@ -1,0 +1,101 @@
+"""Conditional TB, DB and SubTB(lambda) on a :class:`Trajectories` batch, all in log space.
+
+Every objective is written through the node potentials ``A_i = log F(node_i) - sum_{t<i} (log P_F - log P_B)``
+of the trajectory ``s_0 -> ... -> s_n -> x`` (n+2 nodes, with ``log F(s_0) = log Z(beta)`` and
+``log F(x) = beta * log R(x)``): the residual of the sub-trajectory i..j is ``A_i - A_j``.
+TB uses (0, n+1), DB every (t, t+1), SubTB every i < j weighted by lambda^(j-i-1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from thermogfn.policy import GFlowNetModel
+from thermogfn.sampling import Trajectories
+
+OBJECTIVES = ("tb", "db", "subtb")
+
+
+@dataclass
+class Scored:
+    """Per-transition log-probabilities and per-node log-flows of a trajectory batch."""
+
+    log_pf: torch.Tensor  # (B, T+1), 0 past the stop
+    log_pb: torch.Tensor  # (B, T+1), 0 for the stop transition and past it
+    node_flow: torch.Tensor  # (B, T+2) log F of s_0..s_n, x; garbage past n+1
+    node_valid: torch.Tensor  # (B, T+2) bool
+    log_z: torch.Tensor  # (B,)
+
+
+def score(model: GFlowNetModel, traj: Trajectories, beta_log_reward: torch.Tensor,
+          need_flow: bool) -> Scored:
+    """Evaluate the model on every state of the batch in one pass and gather what the losses need."""
+    batch, t1, dim = traj.states.shape
+    steps = t1 - 1
+    ctx = model.context(traj.beta)
+    out = model.step_outputs(traj.states.reshape(-1, dim), ctx.repeat(t1))
+    log_pf_all = out.log_pf.view(batch, t1, -1)
+    log_pb_all = out.log_pb.view(batch, t1, -1)
+    taken = traj.actions >= 0
+    log_pf = log_pf_all.gather(2, traj.actions.clamp_min(0)[:, :, None]).squeeze(2)
+    log_pf = torch.where(taken, log_pf, 0.0)
+    t_idx = torch.arange(steps)
+    moved = t_idx < traj.n[:, None]
+    log_pb = log_pb_all[:, 1:].gather(2, traj.back_actions[:, :, None]).squeeze(2)
+    log_pb = torch.cat([torch.where(moved, log_pb, 0.0), torch.zeros(batch, 1)], dim=1)
+    log_z = model.log_z(traj.beta)
+    node = torch.arange(t1 + 1)
+    terminal = (node == (traj.n + 1)[:, None])
+    if need_flow:
+        assert out.log_flow is not None
+        inner = torch.cat([log_z[:, None], out.log_flow.view(batch, t1)], dim=1)
+    else:
+        inner = torch.cat([log_z[:, None], torch.zeros(batch, t1)], dim=1)
+    node_flow = torch.where(terminal, beta_log_reward.to(inner.dtype)[:, None], inner)
+    return Scored(log_pf, log_pb, node_flow, node <= (traj.n + 1)[:, None], log_z)
+
+
+def _potentials(s: Scored) -> torch.Tensor:
+    step = s.log_pf - s.log_pb  # (B, T+1)
+    cum = torch.cat([torch.zeros_like(step[:, :1]), step.cumsum(1)], dim=1)  # (B, T+2)
+    return s.node_flow - cum
+
+
+def trajectory_balance(s: Scored, n: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of (log Z + sum log P_F - beta log R - sum log P_B)^2."""
+    a = _potentials(s)
+    last = a.gather(1, (n + 1)[:, None]).squeeze(1)
+    return ((a[:, 0] - last) ** 2).mean()
+
+
+def detailed_balance(s: Scored, n: torch.Tensor) -> torch.Tensor:
+    """Mean over all transitions (stop included) of the squared edge residual."""
+    a = _potentials(s)
+    resid = a[:, :-1] - a[:, 1:]
+    valid = s.node_valid[:, 1:]
+    return (resid.pow(2) * valid).sum() / valid.sum()
+
+
+def subtrajectory_balance(s: Scored, n: torch.Tensor, lam: float = 0.9) -> torch.Tensor:
+    """lambda^(len-1)-weighted mean of all sub-trajectory residuals, per trajectory, then over the batch."""
+    a = _potentials(s)
+    nodes = a.shape[1]
+    i = torch.arange(nodes)
+    gap = i[None, :] - i[:, None]  # j - i
+    weight = torch.where(gap > 0, lam ** (gap - 1).clamp_min(0).to(a.dtype), 0.0)
+    pair_valid = s.node_valid[:, :, None] & s.node_valid[:, None, :]
+    w = weight * pair_valid
+    resid = (a[:, :, None] - a[:, None, :]) ** 2
+    return ((w * resid).sum((1, 2)) / w.sum((1, 2))).mean()
+
+
+def loss(objective: str, s: Scored, n: torch.Tensor, subtb_lambda: float = 0.9) -> torch.Tensor:
+    if objective == "tb":
+        return trajectory_balance(s, n)
+    if objective == "db":
+        return detailed_balance(s, n)
+    if objective == "subtb":
+        return subtrajectory_balance(s, n, subtb_lambda)
+    raise ValueError(f"objective must be one of {OBJECTIVES}")

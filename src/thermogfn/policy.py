@@ -1,0 +1,136 @@
+"""The GFlowNet model: an MLP trunk over the one-hot state with forward, backward and flow heads,
+conditioned on beta in one of four ways (``none``, ``layer``, ``logit``, ``logit+layer``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from thermogfn.conditioning import BetaEmbedding, ConstantLogZ, LogitScale, LogZ, mlp
+from thermogfn.mdp import MDP
+
+CONDITIONINGS = ("none", "layer", "logit", "logit+layer")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of the model (part of the run config)."""
+
+    conditioning: str = "logit"
+    hidden: int | None = None  # default: the task's
+    layers: int = 2
+    learn_pb: bool = False
+    g_kind: str = "positive"
+    beta_input: str = "log"
+    layer_encoding: str = "value"
+    logit_clip: float = 20.0
+
+
+@dataclass
+class BetaContext:
+    """Per-row quantities that depend on beta alone, computed once per batch."""
+
+    beta: torch.Tensor  # (B,)
+    embedding: torch.Tensor | None  # (B, E) for layer conditioning
+    g_forward: torch.Tensor | None  # (B,) for logit conditioning
+    g_backward: torch.Tensor | None
+
+    def repeat(self, times: int) -> BetaContext:
+        """Each row repeated ``times`` times (row-major), to match flattened (B*T, ...) states."""
+
+        def rep(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.repeat_interleave(times, dim=0)
+
+        return BetaContext(rep(self.beta), rep(self.embedding), rep(self.g_forward), rep(self.g_backward))
+
+
+@dataclass
+class StepOutput:
+    """Log-probabilities over distinct children/parents (invalid ones -inf) and the state flow."""
+
+    log_pf: torch.Tensor  # (N, n_forward)
+    log_pb: torch.Tensor  # (N, n_back)
+    log_flow: torch.Tensor | None  # (N,)
+
+
+class GFlowNetModel(nn.Module):
+    """P_F(.|s; beta), P_B(.|s'; beta), log F(s; beta) and log Z(beta) for one MDP."""
+
+    def __init__(self, mdp: MDP, cfg: ModelConfig, beta_support: tuple[float, float], with_flow: bool = False,
+                 log_z_init: float = 0.0):
+        super().__init__()
+        if cfg.conditioning not in CONDITIONINGS:
+            raise ValueError(f"conditioning must be one of {CONDITIONINGS}")
+        self.mdp, self.cfg = mdp, cfg
+        self.use_layer = "layer" in cfg.conditioning
+        self.use_logit = "logit" in cfg.conditioning
+        self.embed = BetaEmbedding(cfg.layer_encoding, cfg.beta_input, beta_support) if self.use_layer else None
+        in_dim = mdp.encoding_dim + (self.embed.dim if self.embed is not None else 0)
+        self.trunk = mlp([in_dim] + [cfg.hidden] * cfg.layers + [cfg.hidden])
+        self.trunk.append(nn.LeakyReLU())
+        self.pf_head = nn.Linear(cfg.hidden, mdp.n_forward)
+        self.pb_head = nn.Linear(cfg.hidden, mdp.n_back) if cfg.learn_pb else None
+        # log F(s; beta) = beta * u(s) + v(s): first order in beta, exact at a fixed beta
+        self.flow_head = nn.Linear(cfg.hidden, 2) if with_flow else None
+        self.g_forward = LogitScale(cfg.g_kind, cfg.beta_input) if self.use_logit else None
+        self.g_backward = LogitScale(cfg.g_kind, cfg.beta_input) if self.use_logit and cfg.learn_pb else None
+        self.log_z = ConstantLogZ(log_z_init) if cfg.conditioning == "none" else LogZ(cfg.beta_input,
+                                                                                         init=log_z_init)
+
+    def policy_parameters(self) -> list[nn.Parameter]:
+        """Everything but log Z (which trains at its own learning rate)."""
+        skip = {id(p) for p in self.log_z.parameters()}
+        return [p for p in self.parameters() if id(p) not in skip]
+
+    def context(self, beta: torch.Tensor) -> BetaContext:
+        return BetaContext(
+            beta,
+            self.embed(beta) if self.embed is not None else None,
+            self.g_forward(beta) if self.g_forward is not None else None,
+            self.g_backward(beta) if self.g_backward is not None else None,
+        )
+
+    def _features(self, states: torch.Tensor, ctx: BetaContext) -> torch.Tensor:
+        x = self.mdp.encode(states)
+        if ctx.embedding is not None:
+            x = torch.cat([x, ctx.embedding], dim=-1)
+        return self.trunk(x)
+
+    def _scale(self, logits: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
+        if g is not None:
+            logits = logits * g.unsqueeze(-1)
+        return logits.clamp(-self.cfg.logit_clip, self.cfg.logit_clip)
+
+    def forward_log_probs(self, states: torch.Tensor, ctx: BetaContext) -> torch.Tensor:
+        """Log P_F over distinct children (N, n_forward); the rollout's one network call per step."""
+        logits = self._scale(self.pf_head(self._features(states, ctx)), ctx.g_forward)
+        return torch.log_softmax(self.mdp.merge_forward(states, logits), dim=-1)
+
+    def backward_log_probs(self, states: torch.Tensor, ctx: BetaContext | None,
+                           features: torch.Tensor | None = None) -> torch.Tensor:
+        """Log P_B over distinct parents (N, n_back); uniform unless P_B is learned. -inf rows at s0."""
+        if self.pb_head is None:
+            logits = torch.zeros(states.shape[0], self.mdp.n_back)
+        else:
+            assert ctx is not None, "a learned P_B needs the beta context"
+            features = self._features(states, ctx) if features is None else features
+            logits = self._scale(self.pb_head(features), ctx.g_backward)
+        merged = self.mdp.merge_backward(states, logits)
+        # s0 has no parent: give it a dummy finite row so log_softmax (and its gradient) stays NaN-free
+        at_root = torch.isinf(merged).all(-1, keepdim=True)
+        return torch.log_softmax(merged.masked_fill(at_root, 0.0), dim=-1)
+
+    def step_outputs(self, states: torch.Tensor, ctx: BetaContext) -> StepOutput:
+        """P_F, P_B and flow of many states in one trunk pass (used by the objectives)."""
+        h = self._features(states, ctx)
+        logits = self._scale(self.pf_head(h), ctx.g_forward)
+        log_pf = torch.log_softmax(self.mdp.merge_forward(states, logits), dim=-1)
+        log_pb = self.backward_log_probs(states, ctx, h)
+        log_flow = None
+        if self.flow_head is not None:
+            u, v = self.flow_head(h).unbind(-1)
+            log_flow = ctx.beta * u + v
+        return StepOutput(log_pf, log_pb, log_flow)

@@ -1,0 +1,114 @@
+"""A run directory: config.json, metrics.jsonl, checkpoints/, all written atomically."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from thermogfn.config import RunConfig
+from thermogfn.errors import ThermoGFNError
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+KEEP_CHECKPOINTS = 2
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+class RunDir:
+    """The files of one training run."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    def is_run(self) -> bool:
+        return self.config_path.is_file()
+
+    def load_config(self) -> RunConfig:
+        if not self.is_run():
+            raise ThermoGFNError(f"{self.path} is not a run directory (no {CONFIG}); "
+                                 "pass the --out folder of a `thermogfn train` run")
+        try:
+            return RunConfig.from_dict(json.loads(self.config_path.read_text()))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise ThermoGFNError(f"{self.config_path} is not a valid run config ({exc}); "
+                                 "re-run `thermogfn train`") from None
+
+    def write_config(self, cfg: RunConfig) -> None:
+        atomic_write_text(self.config_path, cfg.to_json() + "\n")
+
+    def append_metrics(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        with self.metrics_path.open("a") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics_path.is_file():
+            return []
+        rows = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a torn last line from a crash
+        return rows
+
+    def checkpoint_paths(self) -> list[Path]:
+        """Checkpoints, newest first."""
+        folder = self.path / CHECKPOINTS
+        return sorted(folder.glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]), reverse=True)
+
+    def save_checkpoint(self, step: int, state: dict[str, Any]) -> Path:
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        path = self.path / CHECKPOINTS / f"step_{step:08d}.pt"
+        atomic_write_bytes(path, buf.getvalue())
+        for old in self.checkpoint_paths()[KEEP_CHECKPOINTS:]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def load_latest_checkpoint(self) -> dict[str, Any] | None:
+        """The newest checkpoint that loads; a corrupt one falls back to the one before it."""
+        for path in self.checkpoint_paths():
+            try:
+                return torch.load(path, map_location="cpu", weights_only=False)
+            except Exception:  # noqa: BLE001 - a truncated or corrupt file: try the previous one
+                continue
+        return None

@@ -1,0 +1,179 @@
+"""What a task is: objects as integer tensors, a batched raw reward, shaping into a log-reward, modes."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import torch
+
+from thermogfn.errors import RewardError
+
+
+@dataclass(frozen=True)
+class Shaping:
+    """``log R(x) = log_scale + exponent * log(max(r, r_min))``.
+
+    ``r_min=None`` means no clipping: raw rewards must then be strictly positive.
+    Computed in log space so that beta * log R never overflows.
+    """
+
+    exponent: float = 1.0
+    r_min: float | None = None
+    log_scale: float = 0.0
+
+    @classmethod
+    def scaled(cls, exponent: float, r_min: float, s_max: float, r_max: float) -> Shaping:
+        """Shaping ``C * max(r, r_min)**k`` with C chosen so that the reward of ``r_max`` is ``s_max``."""
+        top = max(r_max, r_min)
+        return cls(exponent, r_min, math.log(s_max) - exponent * math.log(top))
+
+    def log_reward(self, raw: torch.Tensor) -> torch.Tensor:
+        raw = raw.to(torch.float64)
+        if self.r_min is not None:
+            raw = raw.clamp_min(self.r_min)
+        return self.log_scale + self.exponent * torch.log(raw)
+
+
+def check_raw_rewards(raw: object, n: int, *, allow_nonpositive: bool, source: str) -> torch.Tensor:
+    """Validate what a reward function returned: a finite float vector of length ``n``.
+
+    Raises :class:`RewardError` with a one-line message naming the problem and the fix.
+    """
+    try:
+        t = torch.as_tensor(raw)
+    except Exception as exc:  # noqa: BLE001 - any conversion failure is the user's reward's fault
+        raise RewardError(f"{source} returned {type(raw).__name__}, not numbers ({exc}); "
+                          "return a 1-D array/tensor of floats, one per sequence") from None
+    if t.dtype == torch.bool or not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
+        raise RewardError(f"{source} returned dtype {t.dtype}; return floats, one per sequence")
+    t = t.to(torch.float64).reshape(-1) if t.dim() == 2 and t.shape[1] == 1 else t.to(torch.float64)
+    if t.shape != (n,):
+        raise RewardError(f"{source} returned shape {tuple(t.shape)} for {n} sequences; "
+                          f"return a 1-D array of length {n}")
+    if not torch.isfinite(t).all():
+        bad = int((~torch.isfinite(t)).sum())
+        raise RewardError(f"{source} returned {bad} NaN/inf reward(s); return finite rewards")
+    if not allow_nonpositive and (t <= 0).any():
+        bad = int((t <= 0).sum())
+        raise RewardError(f"{source} returned {bad} reward(s) <= 0; rewards must be positive "
+                          "(or set a reward floor with --reward-min)")
+    return t
+
+
+@dataclass
+class TaskDefaults:
+    """Hyper-parameters a task prefers (the paper's, for the paper's tasks)."""
+
+    hidden: int = 128
+    eps: float = 0.01
+    rounds: int = 2000
+    lr: float = 1e-3
+    extra: dict = field(default_factory=dict)
+
+
+class Task(ABC):
+    """A reward over fixed-length integer vectors ``x`` in ``{0..vocab_size-1}^length``.
+
+    Sequence tasks use the string MDPs; ``hypergrid`` uses its own (``mdp_kinds`` says which).
+    """
+
+    name: str
+    vocab_size: int
+    length: int
+    shaping: Shaping
+    defaults: TaskDefaults
+    mdp_kinds: tuple[str, ...] = ("prepend-append", "append")
+    distance: str = "hamming"
+
+    @abstractmethod
+    def raw_reward(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw reward r(x) as float64 (B,), for ``x`` a LongTensor (B, length). Validated, finite."""
+
+    def log_reward(self, x: torch.Tensor) -> torch.Tensor:
+        """Shaped log-reward log R(x) (float64, (B,))."""
+        return self.shaping.log_reward(self.raw_reward(x))
+
+    @property
+    def n_objects(self) -> int:
+        return self.vocab_size**self.length
+
+    def object_index(self, x: torch.Tensor) -> torch.Tensor:
+        """Lexicographic index of each object (mixed radix, first position most significant)."""
+        weights = self.vocab_size ** torch.arange(self.length - 1, -1, -1, dtype=torch.int64)
+        return (x.to(torch.int64) * weights).sum(-1)
+
+    def objects_from_index(self, index: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`object_index`."""
+        weights = self.vocab_size ** torch.arange(self.length - 1, -1, -1, dtype=torch.int64)
+        return (index.to(torch.int64)[:, None] // weights) % self.vocab_size
+
+    def all_objects(self) -> torch.Tensor:
+        """Every object, in index order (only for enumerable tasks)."""
+        return self.objects_from_index(torch.arange(self.n_objects))
+
+    def table(self) -> torch.Tensor | None:
+        """Raw rewards of every object in index order, if the task has a full table (else None)."""
+        return None
+
+    def mode_index(self) -> torch.Tensor | None:
+        """Sorted object indices of the task's mode set, if it has one."""
+        return None
+
+    @abstractmethod
+    def decode(self, x: torch.Tensor) -> list[str]:
+        """Objects to human-readable strings."""
+
+    @abstractmethod
+    def encode(self, strings: list[str]) -> torch.Tensor:
+        """Strings to objects; a wrong alphabet or length raises ThermoGFNError naming the fix."""
+
+
+def objects_to_strings(x: torch.Tensor, alphabet: str) -> list[str]:
+    """Integer objects (B, L) to strings over ``alphabet`` (vectorised, no per-sample loop)."""
+    import numpy as np
+
+    chars = np.array(list(alphabet), dtype="<U1")
+    codes = x.detach().to("cpu", torch.int64).numpy()
+    if codes.ndim != 2:
+        raise ValueError(f"expected objects of shape (B, L), got {tuple(codes.shape)}")
+    if codes.shape[1] == 0:
+        return [""] * codes.shape[0]
+    return np.ascontiguousarray(chars[codes]).view(f"<U{codes.shape[1]}")[:, 0].tolist()
+
+
+def strings_to_objects(strings: list[str], alphabet: str, length: int) -> torch.Tensor:
+    """Strings over ``alphabet`` of exactly ``length`` characters to a LongTensor (B, length).
+
+    Raises :class:`ThermoGFNError` naming the allowed alphabet/length for any bad string.
+    """
+    import numpy as np
+
+    from thermogfn.errors import ThermoGFNError
+
+    if isinstance(strings, str):
+        strings = [strings]
+    strings = list(strings)
+    if not strings:
+        return torch.zeros(0, length, dtype=torch.int64)
+    bad_type = next((s for s in strings if not isinstance(s, str)), None)
+    if bad_type is not None:
+        raise ThermoGFNError(f"expected strings over {alphabet!r}, got {type(bad_type).__name__} "
+                             f"{bad_type!r}")
+    arr = np.array(strings, dtype=str)
+    lengths = np.char.str_len(arr)
+    if (lengths != length).any():
+        s = strings[int(np.argmax(lengths != length))]
+        raise ThermoGFNError(f"sequence {s!r} has length {len(s)}; sequences must have exactly {length} "
+                             f"characters from {alphabet!r}")
+    cp = np.ascontiguousarray(arr).view(np.uint32).reshape(len(strings), length).astype(np.int64)
+    lookup = np.full(max(ord(c) for c in alphabet) + 1, -1, dtype=np.int64)
+    lookup[[ord(c) for c in alphabet]] = np.arange(len(alphabet))
+    codes = lookup[np.minimum(cp, len(lookup) - 1)]
+    codes[cp >= len(lookup)] = -1
+    if (codes < 0).any():
+        s = strings[int(np.argmax((codes < 0).any(1)))]
+        raise ThermoGFNError(f"sequence {s!r} has characters outside the alphabet {alphabet!r} "
+                             f"(length {length}); use only those")
+    return torch.from_numpy(codes)

@@ -1,0 +1,144 @@
+"""User-defined sequence rewards: a Python function over strings (``file.py:fn`` or ``pkg.mod:fn``)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from thermogfn.errors import RewardError, ThermoGFNError
+from thermogfn.tasks.base import (
+    Shaping,
+    Task,
+    TaskDefaults,
+    check_raw_rewards,
+    objects_to_strings,
+    strings_to_objects,
+)
+
+RewardFn = Callable[[list[str]], object]
+MAX_TABLE = 2**20
+TABLE_CHUNK = 65_536
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+class CustomTask(Task):
+    """Sequences of ``length`` characters over ``alphabet`` scored by ``fn(list[str]) -> rewards``.
+
+    Shaping ``Shaping(exponent, reward_min, 0)``: identity by default, so the target is ``r**beta``. Rewards
+    must be positive unless ``reward_min`` (a floor) is given. :meth:`table` enumerates the space only when
+    it has at most 2**20 objects.
+    """
+
+    def __init__(self, fn: RewardFn, alphabet: str, length: int, name: str = "custom",
+                 reward_min: float | None = None, exponent: float = 1.0) -> None:
+        if not callable(fn):
+            raise ThermoGFNError(f"reward function {name} is a {type(fn).__name__}, not callable")
+        if not isinstance(alphabet, str) or len(alphabet) < 1 or len(set(alphabet)) != len(alphabet) \
+                or "\x00" in alphabet:
+            raise ThermoGFNError(f"--alphabet must be a non-empty string of unique characters, "
+                                 f"got {alphabet!r}")
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise ThermoGFNError(f"--length must be an integer >= 1, got {length!r}")
+        if reward_min is not None and not reward_min > 0:
+            raise ThermoGFNError(f"--reward-min must be > 0 (it floors rewards before the log), "
+                                 f"got {reward_min}")
+        self.fn = fn
+        self.name = name
+        self.alphabet = alphabet
+        self.vocab_size = len(alphabet)
+        self.length = length
+        self.reward_min = reward_min
+        self.shaping = Shaping(float(exponent), reward_min, 0.0)
+        self.defaults = TaskDefaults()
+        self._table: torch.Tensor | None = None
+
+    def score_strings(self, strings: list[str]) -> torch.Tensor:
+        """Call the user function on ``strings`` and validate its output (float64, (n,))."""
+        source = f"reward function {self.name}"
+        try:
+            raw = self.fn(list(strings))
+        except Exception as exc:  # noqa: BLE001 - any failure inside user code is reported the same way
+            raise RewardError(f"{source} raised {type(exc).__name__}: {_one_line(exc)}; "
+                              "fix the function") from None
+        if isinstance(raw, torch.Tensor):
+            raw = raw.detach().cpu()
+        floor = self.reward_min is not None
+        return check_raw_rewards(raw, len(strings), allow_nonpositive=floor, source=source)
+
+    def raw_reward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._table is not None:
+            return self._table[self.object_index(x)]
+        return self.score_strings(self.decode(x))
+
+    def table(self) -> torch.Tensor | None:
+        """All rewards in index order (computed once, in chunks of 65,536), or None for spaces over 2**20."""
+        if self.n_objects > MAX_TABLE:
+            return None
+        if self._table is None:
+            idx = torch.arange(self.n_objects)
+            chunks = idx.split(TABLE_CHUNK)
+            parts = [self.score_strings(self.decode(self.objects_from_index(c))) for c in chunks]
+            self._table = torch.cat(parts)
+        return self._table
+
+    def decode(self, x: torch.Tensor) -> list[str]:
+        return objects_to_strings(x, self.alphabet)
+
+    def encode(self, strings: list[str]) -> torch.Tensor:
+        return strings_to_objects(strings, self.alphabet, self.length)
+
+
+def load_reward_function(spec: str) -> tuple[RewardFn, str]:
+    """Load ``path/to/file.py:function`` or ``package.module:function``; returns ``(function, name)``.
+
+    Every failure is a one-line :class:`ThermoGFNError` naming the problem.
+    """
+    target, sep, attr = str(spec).rpartition(":")
+    if not sep or not target or not attr.isidentifier():
+        raise ThermoGFNError(f"reward spec {spec!r} is malformed; write path/to/file.py:function "
+                             "or package.module:function")
+    is_file = target.endswith(".py") or "/" in target or "\\" in target
+    if is_file:
+        path = Path(target).expanduser()
+        if not path.is_file():
+            raise ThermoGFNError(f"reward file {path} not found (from spec {spec!r})")
+        mod_name = "thermogfn_user_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+        mspec = importlib.util.spec_from_file_location(mod_name, path)
+        if mspec is None or mspec.loader is None:
+            raise ThermoGFNError(f"reward file {path} cannot be imported as Python; give a .py file")
+        module = importlib.util.module_from_spec(mspec)
+        sys.modules[mod_name] = module
+        try:
+            mspec.loader.exec_module(module)
+        except Exception as exc:  # noqa: BLE001 - user code
+            sys.modules.pop(mod_name, None)
+            raise ThermoGFNError(f"importing reward file {path} raised {type(exc).__name__}: "
+                                 f"{_one_line(exc)}") from None
+        where = f"file {path}"
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise ThermoGFNError(f"reward module {target!r} is not importable ({_one_line(exc)}); "
+                                 "check the name and PYTHONPATH, or give path/to/file.py:function") from None
+        except Exception as exc:  # noqa: BLE001 - user code
+            raise ThermoGFNError(f"importing reward module {target!r} raised {type(exc).__name__}: "
+                                 f"{_one_line(exc)}") from None
+        where = f"module {target}"
+    if not hasattr(module, attr):
+        public = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))[:10]
+        raise ThermoGFNError(f"{where} has no function {attr!r} "
+                             f"(callables there: {', '.join(public) or 'none'})")
+    fn = getattr(module, attr)
+    if not callable(fn):
+        raise ThermoGFNError(f"{where}: {attr!r} is a {type(fn).__name__}, not a callable")
+    return fn, attr

@@ -1,0 +1,59 @@
+"""Build a task from its name (``tfbind8``, ``qm9str``, ``hypergrid``) or a custom spec (``file.py:fn``)."""
+
+from __future__ import annotations
+
+from thermogfn.errors import ThermoGFNError
+from thermogfn.tasks.base import Task
+
+TASKS: tuple[str, ...] = ("tfbind8", "qm9str", "hypergrid")
+_TASK_OPTIONS = {"tfbind8": (), "qm9str": (), "hypergrid": ("ndim", "height", "r0", "r1", "r2")}
+_CUSTOM_OPTIONS = ("exponent", "name")
+
+
+def _check_options(task: str, given: dict, allowed: tuple[str, ...]) -> None:
+    extra = sorted(k for k in given if k not in allowed)
+    if extra:
+        allowed_txt = ", ".join(allowed) or "none"
+        raise ThermoGFNError(f"option(s) {', '.join(extra)} do not apply to task {task} "
+                             f"(it takes: {allowed_txt})")
+
+
+def make_task(name_or_spec: str, *, data_dir: str | None = None, alphabet: str | None = None,
+              length: int | None = None, reward_min: float | None = None, **kwargs) -> Task:
+    """A task by name, or a :class:`CustomTask` for a spec with ``':'`` (needs ``alphabet``, ``length``).
+
+    ``kwargs`` whose value is None are ignored; hypergrid takes ``ndim``, ``height`` (and ``r0``, ``r1``,
+    ``r2``); custom specs take ``exponent`` and ``name``.
+    """
+    opts = {k: v for k, v in kwargs.items() if v is not None}
+    spec = str(name_or_spec).strip()
+    if ":" in spec:
+        from thermogfn.tasks.custom import CustomTask, load_reward_function
+
+        if alphabet is None or length is None:
+            flags = (("--alphabet", alphabet), ("--length", length))
+            missing = " and ".join(f for f, v in flags if v is None)
+            raise ThermoGFNError(f"custom reward {spec!r} needs {missing} (e.g. --alphabet ACGT --length 8)")
+        _check_options("custom", opts, _CUSTOM_OPTIONS)
+        fn, fn_name = load_reward_function(spec)
+        name = opts.pop("name", fn_name)
+        return CustomTask(fn, alphabet, int(length), name=name, reward_min=reward_min, **opts)
+    key = spec.lower()
+    if key not in TASKS:
+        raise ThermoGFNError(f"unknown task {spec!r}; known tasks: {', '.join(TASKS)}, "
+                             "or a custom reward path/to/file.py:function")
+    if alphabet is not None or length is not None or reward_min is not None:
+        raise ThermoGFNError(f"--alphabet/--length/--reward-min apply only to custom rewards, "
+                             f"not to task {key}")
+    _check_options(key, opts, _TASK_OPTIONS[key])
+    if key == "tfbind8":
+        from thermogfn.tasks.tfbind8 import TFBind8Task
+
+        return TFBind8Task(data_dir)
+    if key == "qm9str":
+        from thermogfn.tasks.qm9str import QM9StrTask
+
+        return QM9StrTask(data_dir)
+    from thermogfn.tasks.hypergrid import HypergridTask
+
+    return HypergridTask(**opts)

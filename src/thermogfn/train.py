@@ -1,0 +1,285 @@
+"""Training loops (PAPER.md section 5): online mode seeking with prioritised replay, and offline training."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from thermogfn.config import RunConfig
+from thermogfn.errors import ThermoGFNError
+from thermogfn.mdp import MDP, make_mdp
+from thermogfn.metrics import ModeTracker
+from thermogfn.objectives import OBJECTIVES, loss, score
+from thermogfn.policy import CONDITIONINGS, GFlowNetModel
+from thermogfn.priors import BetaPrior, parse_beta_prior
+from thermogfn.replay import ReplayBuffer
+from thermogfn.rundir import RunDir
+from thermogfn.sampling import Trajectories, backward_rollout, forward_rollout
+from thermogfn.tasks import Task, make_task
+
+
+def load_task(cfg: RunConfig) -> Task:
+    """The task a config names (data loaded and checked)."""
+    extra = {"ndim": cfg.ndim, "height": cfg.height} if cfg.task == "hypergrid" else {}
+    return make_task(cfg.task, data_dir=cfg.data_dir, alphabet=cfg.alphabet, length=cfg.length,
+                     reward_min=cfg.reward_min, **extra)
+
+
+def resolve(cfg: RunConfig, task: Task) -> RunConfig:
+    """Fill ``None`` fields with the task's defaults and check the combination; returns a new config."""
+    d = task.defaults
+    model = dataclasses.replace(cfg.model, hidden=cfg.model.hidden or d.hidden)
+    out = dataclasses.replace(
+        cfg, model=model, mdp=cfg.mdp or task.mdp_kinds[0], steps=cfg.steps if cfg.steps is not None else d.rounds,
+        eps=cfg.eps if cfg.eps is not None else d.eps, lr=cfg.lr if cfg.lr is not None else d.lr,
+        beta_explore=cfg.beta_explore or cfg.beta_train)
+    if out.mdp not in task.mdp_kinds:
+        raise ThermoGFNError(f"task {task.name} uses MDP {' or '.join(task.mdp_kinds)}, not {out.mdp!r}")
+    if out.objective not in OBJECTIVES:
+        raise ThermoGFNError(f"unknown objective {out.objective!r}; choose one of {', '.join(OBJECTIVES)}")
+    if model.conditioning not in CONDITIONINGS:
+        raise ThermoGFNError(f"unknown conditioning {model.conditioning!r}; "
+                             f"choose one of {', '.join(CONDITIONINGS)}")
+    for spec in (out.beta_train, out.beta_explore):
+        prior = parse_beta_prior(spec)
+        if model.conditioning == "none" and prior.kind != "constant":
+            raise ThermoGFNError(f"conditioning 'none' trains a plain GFlowNet at one fixed beta; "
+                                 f"use constant priors (e.g. --beta-train constant:1), not {spec!r}")
+    if out.steps < 0 or out.batch_size < 1 or out.replay_batch < 0:
+        raise ThermoGFNError("--steps must be >= 0, --batch-size >= 1 and --replay-batch >= 0")
+    if not 0 <= out.eps <= 1:
+        raise ThermoGFNError(f"--eps must be in [0, 1], got {out.eps}")
+    return out
+
+
+def build_model(cfg: RunConfig, task: Task) -> GFlowNetModel:
+    """The model a resolved config describes, initialised from the config's seed."""
+    mdp: MDP = make_mdp(cfg.mdp, task.vocab_size, task.length)
+    lo1, hi1 = parse_beta_prior(cfg.beta_train).support()
+    lo2, hi2 = parse_beta_prior(cfg.beta_explore).support()
+    torch.manual_seed(cfg.seed)
+    return GFlowNetModel(mdp, cfg.model, (min(lo1, lo2), max(hi1, hi2)), with_flow=cfg.objective != "tb")
+
+
+def read_offline_data(path: str, task: Task) -> tuple[torch.Tensor, torch.Tensor]:
+    """A CSV with a header and columns ``sequence,reward`` -> objects and raw rewards."""
+    p = Path(path)
+    if not p.is_file():
+        raise ThermoGFNError(f"offline data {path} not found; pass a CSV with columns sequence,reward")
+    seqs, rewards = [], []
+    with p.open(newline="") as f:
+        for i, row in enumerate(csv.reader(f)):
+            if i == 0 or not row:
+                continue
+            if len(row) < 2:
+                raise ThermoGFNError(f"{path} line {i + 1}: expected sequence,reward")
+            try:
+                rewards.append(float(row[1]))
+            except ValueError:
+                raise ThermoGFNError(f"{path} line {i + 1}: reward {row[1]!r} is not a number") from None
+            seqs.append(row[0])
+    if not seqs:
+        raise ThermoGFNError(f"{path} holds no rows; expected a header then sequence,reward rows")
+    return task.encode(seqs), torch.tensor(rewards, dtype=torch.float64)
+
+
+def bottom_half(task: Task) -> tuple[torch.Tensor, torch.Tensor]:
+    """The paper's offline training set: every object with raw reward <= the median."""
+    table = task.table()
+    if table is None:
+        raise ThermoGFNError(f"task {task.name} has no full table; give offline data with --offline-data")
+    keep = torch.nonzero(table <= table.median()).squeeze(1)
+    return task.objects_from_index(keep), table[keep].double()
+
+
+class RewardOracle:
+    """Raw rewards with a cache for tasks without a table, and a count of reward calls."""
+
+    def __init__(self, task: Task):
+        self.task = task
+        self.calls = 0
+        self._table = task.table() if task.n_objects <= 2**22 else None
+        self._cache: dict[int, float] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += x.shape[0]
+        index = self.task.object_index(x)
+        if self._table is not None:
+            return self._table[index].double()
+        keys = index.tolist()
+        missing = sorted({k for k in keys if k not in self._cache})
+        if missing:
+            fresh = self.task.raw_reward(self.task.objects_from_index(torch.tensor(missing)))
+            self._cache.update(zip(missing, fresh.tolist(), strict=True))
+        return torch.tensor([self._cache[k] for k in keys], dtype=torch.float64)
+
+
+@dataclass
+class RoundStats:
+    loss: float
+    loss_replay: float | None
+    mean_reward: float | None
+
+
+class Trainer:
+    """One run: model, optimiser, priors, replay, reward oracle, mode tracker, counters."""
+
+    def __init__(self, cfg: RunConfig, task: Task | None = None):
+        self.task = task if task is not None else load_task(cfg)
+        self.cfg = resolve(cfg, self.task)
+        self.model = build_model(self.cfg, self.task)
+        self.train_prior: BetaPrior = parse_beta_prior(self.cfg.beta_train)
+        self.explore_prior: BetaPrior = parse_beta_prior(self.cfg.beta_explore)
+        self.optimizer = torch.optim.Adam([
+            {"params": self.model.policy_parameters(), "lr": self.cfg.lr},
+            {"params": list(self.model.log_z.parameters()), "lr": self.cfg.lr_logz},
+        ])
+        self.generator = torch.Generator().manual_seed(self.cfg.seed)
+        self.oracle = RewardOracle(self.task)
+        self.buffer = ReplayBuffer(self.task.length)
+        modes = self.task.mode_index()
+        self.modes = ModeTracker(modes) if modes is not None else None
+        self.step = 0
+        self.skipped = 0
+        self.seconds = 0.0
+        self.samples: list[torch.Tensor] = []  # on-policy object indices, for sample metrics
+        self.offline_x: torch.Tensor | None = None
+        self.offline_logr: torch.Tensor | None = None
+        if self.cfg.offline:
+            x, raw = (read_offline_data(self.cfg.offline_data, self.task) if self.cfg.offline_data
+                      else bottom_half(self.task))
+            self.offline_x, self.offline_logr = x, self.task.shaping.log_reward(raw)
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.step / max(1, self.cfg.steps))
+
+    def _update(self, traj: Trajectories, log_reward: torch.Tensor) -> float:
+        scored = score(self.model, traj, traj.beta.double() * log_reward, need_flow=self.cfg.objective != "tb")
+        value = loss(self.cfg.objective, scored, traj.n, self.cfg.subtb_lambda)
+        if not torch.isfinite(value):
+            self.skipped += 1
+            return float("nan")
+        self.optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        if not torch.isfinite(norm):
+            self.skipped += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            return float("nan")
+        self.optimizer.step()
+        return float(value.detach())
+
+    def _replay(self, x: torch.Tensor, log_reward: torch.Tensor) -> float:
+        beta = self.train_prior.sample(x.shape[0], self.progress, self.generator)
+        return self._update(backward_rollout(self.model, x, beta, self.generator), log_reward)
+
+    def train_round(self) -> RoundStats:
+        """One round: on-policy batch + one replay batch (online), or one dataset batch (offline)."""
+        cfg = self.cfg
+        if cfg.offline:
+            assert self.offline_x is not None and self.offline_logr is not None
+            pick = torch.randint(self.offline_x.shape[0], (cfg.batch_size,), generator=self.generator)
+            stats = RoundStats(self._replay(self.offline_x[pick], self.offline_logr[pick]), None, None)
+        else:
+            beta = self.explore_prior.sample(cfg.batch_size, self.progress, self.generator)
+            traj = forward_rollout(self.model, beta, cfg.eps, self.generator)
+            raw = self.oracle(traj.objects)
+            log_reward = self.task.shaping.log_reward(raw)
+            on_policy = self._update(traj, log_reward)
+            index = self.task.object_index(traj.objects)
+            self.buffer.add(traj.objects, log_reward, index)
+            self.samples.append(index)
+            if self.modes is not None:
+                self.modes.update(index)
+            replay = None
+            if cfg.replay_batch > 0:
+                x, logr = self.buffer.sample(cfg.replay_batch, cfg.replay_top_fraction, self.generator)
+                replay = self._replay(x, logr)
+            stats = RoundStats(on_policy, replay, float(raw.mean()))
+        self.step += 1
+        return stats
+
+    def metrics_row(self, stats: RoundStats) -> dict[str, Any]:
+        beta = torch.tensor([self.train_prior.mean(self.progress)])
+        with torch.no_grad():
+            log_z = float(self.model.log_z(beta))
+        return {
+            "step": self.step, "loss": stats.loss, "loss_replay": stats.loss_replay, "log_z": log_z,
+            "beta_mean": float(beta), "reward_calls": self.oracle.calls,
+            "modes": self.modes.n_found if self.modes is not None else None,
+            "mean_reward": stats.mean_reward, "skipped": self.skipped, "seconds": round(self.seconds, 3),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "identity": self.cfg.identity(), "step": self.step, "skipped": self.skipped,
+            "seconds": self.seconds, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+            "buffer": self.buffer.state_dict(), "reward_calls": self.oracle.calls,
+            "modes": self.modes.state_dict() if self.modes is not None else None,
+            "samples": torch.cat(self.samples) if self.samples else torch.zeros(0, dtype=torch.int64),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["identity"] != self.cfg.identity():
+            raise ThermoGFNError("the checkpoint was written by a run with another task or config; "
+                                 "resume it with its own config, or start a new --out folder")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.skipped, self.seconds = state["step"], state["skipped"], state["seconds"]
+        self.oracle.calls = state["reward_calls"]
+        buf = state["buffer"]
+        self.buffer.load_state_dict(buf, self.task.object_index(buf["x"]))
+        if self.modes is not None and state["modes"] is not None:
+            self.modes.load_state_dict(state["modes"])
+        self.samples = [state["samples"]]
+
+
+def train(cfg: RunConfig, out: str | Path, *, task: Task | None = None, progress: bool = True,
+          resume: bool = False) -> Trainer:
+    """Train a run into ``out`` (config.json, metrics.jsonl, checkpoints/); returns the trainer."""
+    from tqdm import tqdm
+
+    run = RunDir(out)
+    trainer = Trainer(cfg, task)
+    if resume:
+        state = run.load_latest_checkpoint()
+        if state is not None:
+            trainer.load_state_dict(state)
+        kept = [r for r in run.read_metrics() if r["step"] <= trainer.step]
+        run.metrics_path.unlink(missing_ok=True)
+        run.append_metrics(kept)
+    else:
+        run.metrics_path.unlink(missing_ok=True)
+    run.write_config(trainer.cfg)
+    steps = trainer.cfg.steps
+    bar = tqdm(total=steps, initial=trainer.step, disable=not progress, unit="round", dynamic_ncols=True)
+    pending: list[dict[str, Any]] = []
+    try:
+        while trainer.step < steps:
+            t0 = time.perf_counter()
+            stats = trainer.train_round()
+            trainer.seconds += time.perf_counter() - t0
+            if trainer.step % trainer.cfg.log_every == 0 or trainer.step == steps:
+                row = trainer.metrics_row(stats)
+                pending.append(row)
+                bar.set_postfix(loss=f"{row['loss']:.3g}", modes=row["modes"], refresh=False)
+            if trainer.step % trainer.cfg.checkpoint_every == 0 or trainer.step == steps:
+                run.append_metrics(pending)
+                pending = []
+                run.save_checkpoint(trainer.step, trainer.state_dict())
+            bar.update(1)
+    finally:
+        bar.close()
+    return trainer
+
+
