@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +82,15 @@ class RunDir:
             f.flush()
             os.fsync(f.fileno())
 
+    def clear(self) -> None:
+        """Remove a previous run's files (config, metrics, checkpoints, plots)."""
+        import shutil
+
+        self.config_path.unlink(missing_ok=True)
+        self.metrics_path.unlink(missing_ok=True)
+        for folder in (CHECKPOINTS, "plots"):
+            shutil.rmtree(self.path / folder, ignore_errors=True)
+
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_path.is_file():
             return []
@@ -112,3 +124,19 @@ class RunDir:
             except Exception:  # noqa: BLE001 - a truncated or corrupt file: try the previous one
                 continue
         return None
+
+
+@contextlib.contextmanager
+def run_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path/.lock`` so that two runs never write the same directory."""
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / ".lock").open("w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ThermoGFNError(f"another thermogfn process is using {path}; wait for it or choose another --out") \
+                from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

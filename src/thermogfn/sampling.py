@@ -69,8 +69,9 @@ def forward_rollout(model: GFlowNetModel, beta: torch.Tensor, eps: float = 0.0,
         stopped = action == mdp.stop
         n = torch.where(stopped, t, n)
         actions[:, t] = action
-        child = mdp.step(state, action.clamp_min(0))
-        back[:, t] = torch.where(done | stopped, 0, mdp.backward_action_of(child, action.clamp_min(0)))
+        moving = torch.where(action < 0, mdp.stop, action)  # finished rows take a no-op stop
+        child = mdp.step(state, moving)
+        back[:, t] = torch.where(done | stopped, 0, mdp.backward_action_of(child, moving))
         done = done | stopped
         state = child
         states.append(state)

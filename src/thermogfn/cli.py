@@ -1,0 +1,203 @@
+"""The ``thermogfn`` command: train, sample, eval."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from thermogfn.errors import ThermoGFNError
+
+CONDITIONING_CHOICES = ["none", "layer", "logit", "logit+layer"]
+
+
+def _parse_betas(text: str) -> list[float]:
+    try:
+        betas = [float(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise ThermoGFNError(f"--betas {text!r} is not a comma-separated list of numbers (e.g. 1,2,3)") from None
+    if not betas or any(not (b > 0 and b < float("inf")) for b in betas):
+        raise ThermoGFNError(f"--betas {text!r} must list positive finite numbers (e.g. 1,2,3)")
+    return betas
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="thermogfn")
+def cli() -> None:
+    """Temperature-conditional GFlowNets with learned logit scaling (Logit-GFN)."""
+
+
+@cli.command()
+@click.option("--task", default="tfbind8", show_default=True,
+              help="tfbind8, qm9str, hypergrid, or a custom reward: path/to/file.py:function or pkg.module:function")
+@click.option("--data-dir", default=None, help="Task data folder (default: $THERMOGFN_DATA_DIR, ../shared/data)")
+@click.option("--alphabet", default=None, help="Custom tasks: the sequence alphabet, e.g. ACGT")
+@click.option("--length", type=int, default=None, help="Custom tasks: the sequence length")
+@click.option("--reward-min", type=float, default=None, help="Custom tasks: floor raw rewards at this value")
+@click.option("--ndim", type=int, default=4, show_default=True, help="Hypergrid: dimensions")
+@click.option("--height", type=int, default=8, show_default=True, help="Hypergrid: side length")
+@click.option("--conditioning", type=click.Choice(CONDITIONING_CHOICES), default="logit", show_default=True)
+@click.option("--mdp", type=click.Choice(["prepend-append", "append", "hypergrid"]), default=None,
+              help="Default: prepend-append for sequences, hypergrid for the hypergrid")
+@click.option("--objective", type=click.Choice(["tb", "db", "subtb"]), default="tb", show_default=True)
+@click.option("--subtb-lambda", type=float, default=0.9, show_default=True)
+@click.option("--beta-train", default="uniform:1:3", show_default=True,
+              help="Training prior: constant:B, uniform:A:B, loguniform:A:B, normal:MU:SIGMA[:LO:HI], anneal:A:B")
+@click.option("--beta-explore", default=None, help="Exploration prior for on-policy batches (default: --beta-train)")
+@click.option("--steps", type=int, default=None, help="Training rounds (default: the task's, 2000 for the paper's)")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--replay-batch", type=int, default=32, show_default=True)
+@click.option("--eps", type=float, default=None, help="Exploration: eps-uniform over distinct children")
+@click.option("--lr", type=float, default=None, help="Policy learning rate (default: the task's)")
+@click.option("--lr-logz", type=float, default=1e-2, show_default=True)
+@click.option("--hidden", type=int, default=None, help="Hidden size (default: the task's)")
+@click.option("--layers", type=int, default=2, show_default=True)
+@click.option("--learn-pb/--uniform-pb", default=False, show_default=True)
+@click.option("--g", "g_kind", type=click.Choice(["positive", "signed"]), default="positive", show_default=True)
+@click.option("--beta-input", type=click.Choice(["log", "raw"]), default="log", show_default=True)
+@click.option("--layer-encoding", type=click.Choice(["value", "thermometer"]), default="value", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--offline", is_flag=True, help="Train from a dataset (no reward calls)")
+@click.option("--offline-data", default=None, help="CSV sequence,reward (default: bottom half of the task's table)")
+@click.option("--log-every", type=int, default=10, show_default=True)
+@click.option("--checkpoint-every", type=int, default=100, show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint")
+@click.option("--overwrite", is_flag=True, help="Replace a finished or unrelated run in --out")
+@click.option("--progress/--no-progress", default=True)
+def train(**kw) -> None:
+    """Train a GFlowNet; writes RUNDIR/config.json, metrics.jsonl, checkpoints/ and plots/."""
+    from thermogfn.config import RunConfig
+    from thermogfn.policy import ModelConfig
+    from thermogfn.rundir import RunDir, run_lock
+    from thermogfn.train import train as run_training
+
+    out, resume, overwrite, progress = kw.pop("out"), kw.pop("resume"), kw.pop("overwrite"), kw.pop("progress")
+    run = RunDir(out)
+    with run_lock(run.path):
+        if resume:
+            cfg = run.load_config()
+            if kw["steps"] is not None:
+                cfg.steps = kw["steps"]
+        else:
+            if run.is_run() and not overwrite:
+                raise ThermoGFNError(f"{out} already holds a run; use --resume to continue it, "
+                                     "--overwrite to replace it, or another --out")
+            model = ModelConfig(conditioning=kw.pop("conditioning"), hidden=kw.pop("hidden"),
+                                layers=kw.pop("layers"), learn_pb=kw.pop("learn_pb"), g_kind=kw.pop("g_kind"),
+                                beta_input=kw.pop("beta_input"), layer_encoding=kw.pop("layer_encoding"))
+            cfg = RunConfig(model=model, **kw)
+            if overwrite:
+                run.clear()
+        trainer = run_training(cfg, run.path, progress=progress, resume=resume)
+        _write_plots(run, trainer)
+    modes = f", modes found {trainer.modes.n_found}/{trainer.modes.n_modes}" if trainer.modes is not None else ""
+    click.echo(f"trained {trainer.step} rounds in {trainer.seconds:.1f} s{modes}; run in {run.path}", err=True)
+
+
+def _write_plots(run, trainer) -> None:
+    from thermogfn.plots import plot_conditioning, plot_training
+    from thermogfn.priors import parse_beta_prior
+
+    rows = run.read_metrics()
+    if rows:
+        plot_training(rows, run.path / "plots" / "training.png")
+    lo, hi = parse_beta_prior(trainer.cfg.beta_train).support()
+    plot_conditioning(trainer.model, (lo, hi), run.path / "plots" / "conditioning.png")
+
+
+@cli.command()
+@click.argument("rundir", type=click.Path())
+@click.option("--beta", type=float, required=True, help="Inverse temperature to sample at")
+@click.option("-n", "n", type=int, default=100, show_default=True, help="Number of samples")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_file", default=None, help="CSV file (default: standard output)")
+def sample(rundir: str, beta: float, n: int, seed: int, out_file: str | None) -> None:
+    """Sample sequences from a trained run at BETA; writes sequence,reward rows."""
+    from thermogfn.evaluate import draw_samples, load_run
+    from thermogfn.rundir import atomic_write_text
+
+    if not (beta > 0 and beta < float("inf")) or n < 1:
+        raise ThermoGFNError("--beta must be a positive finite number and -n at least 1")
+    loaded = load_run(rundir)
+    x, raw = draw_samples(loaded.trainer, beta, n, seed)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["sequence", "reward"])
+    for s, r in zip(loaded.trainer.task.decode(x), raw.tolist(), strict=True):
+        writer.writerow([s, f"{r:.6g}"])
+    if out_file:
+        atomic_write_text(Path(out_file), buf.getvalue())
+    else:
+        click.echo(buf.getvalue(), nl=False)
+
+
+@cli.command(name="eval")
+@click.argument("rundir", type=click.Path())
+@click.option("--betas", default="1,2,3", show_default=True, help="Comma-separated inverse temperatures")
+@click.option("--exact/--no-exact", default=None, help="Exact metrics by dynamic programming (default: when possible)")
+@click.option("--samples", type=int, default=1000, show_default=True, help="Fresh samples per beta (0: none)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object")
+def eval_(rundir: str, betas: str, exact: bool | None, samples: int, seed: int, as_json: bool) -> None:
+    """Evaluate a run: exact TV/KL/log Z error where the space is enumerable, and sample metrics."""
+    from thermogfn.evaluate import evaluate, load_run
+
+    beta_list = _parse_betas(betas)
+    if samples < 0:
+        raise ThermoGFNError("--samples must be >= 0")
+    result = evaluate(load_run(rundir), beta_list, exact, samples, seed)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    keys = ["tv", "kl", "log_z_error", "expected_reward_model", "expected_reward_target", "mean_reward",
+            "top100_reward", "top100_diversity", "fraction_unique", "modes"]
+    present = [k for k in keys if any(k in row for row in result["betas"].values())]
+    click.echo("| beta | " + " | ".join(present) + " |")
+    click.echo("|---" * (len(present) + 1) + "|")
+    for beta, row in result["betas"].items():
+        cells = [_fmt(row.get(k)) for k in present]
+        click.echo(f"| {beta} | " + " | ".join(cells) + " |")
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    import torch
+
+    # one intra-op thread: on small CPUs more threads cost more than they give (benchmarks/README.md)
+    torch.set_num_threads(int(os.environ.get("THERMOGFN_THREADS", "1")))
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        cli.main(standalone_mode=False)
+    except ThermoGFNError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted; the last checkpoint is kept: continue with `thermogfn train --resume --out RUNDIR`",
+                   err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except OSError as exc:
+        click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

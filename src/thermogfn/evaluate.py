@@ -1,0 +1,80 @@
+"""Evaluate a trained run at chosen betas: exact metrics where the space is enumerable, sample metrics always."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from thermogfn.errors import ThermoGFNError
+from thermogfn.exact import exact_enumerable, exact_metrics
+from thermogfn.metrics import sample_summary
+from thermogfn.rundir import RunDir
+from thermogfn.sampling import forward_rollout
+from thermogfn.train import RewardOracle, Trainer
+
+
+@dataclass
+class LoadedRun:
+    """A run directory's config, task and trained model (from its newest good checkpoint)."""
+
+    run: RunDir
+    trainer: Trainer
+
+
+def load_run(path: str | Path) -> LoadedRun:
+    run = RunDir(path)
+    cfg = run.load_config()
+    trainer = Trainer(cfg)
+    state = run.load_latest_checkpoint()
+    if state is None:
+        raise ThermoGFNError(f"{path} has no usable checkpoint yet; train it (or resume with "
+                             f"`thermogfn train --resume --out {path}`)")
+    trainer.load_state_dict(state)
+    trainer.model.eval()
+    return LoadedRun(run, trainer)
+
+
+def draw_samples(trainer: Trainer, beta: float, n: int, seed: int = 0,
+                 chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` objects sampled on-policy (no exploration) at ``beta``, and their raw rewards."""
+    gen = torch.Generator().manual_seed(seed)
+    oracle = RewardOracle(trainer.task)
+    xs, raws = [], []
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        traj = forward_rollout(trainer.model, torch.full((m,), float(beta)), 0.0, gen)
+        xs.append(traj.objects)
+        raws.append(oracle(traj.objects))
+    return torch.cat(xs), torch.cat(raws)
+
+
+def evaluate(loaded: LoadedRun, betas: list[float], exact: bool | None = None, samples: int = 1000,
+             seed: int = 0) -> dict[str, Any]:
+    """``{"betas": {"1": {...}}, ...}``: exact keys (tv, kl, ...) only where exact evaluation applies."""
+    trainer = loaded.trainer
+    task, mdp = trainer.task, trainer.model.mdp
+    can_exact = exact_enumerable(mdp, task)
+    if exact and not can_exact:
+        raise ThermoGFNError(f"exact evaluation needs an enumerable space with a full reward table; task "
+                             f"{task.name} has {task.n_objects:.3g} objects. Drop --exact (sample metrics still run)")
+    do_exact = can_exact if exact is None else exact
+    modes = task.mode_index()
+    out: dict[str, Any] = {"task": task.name, "step": trainer.step, "reward_calls": trainer.oracle.calls,
+                           "modes_found_training": trainer.modes.n_found if trainer.modes is not None else None,
+                           "n_modes": int(modes.numel()) if modes is not None else None, "betas": {}}
+    for beta in betas:
+        row: dict[str, Any] = {}
+        if do_exact:
+            row.update(exact_metrics(trainer.model, task, beta))
+        if samples > 0:
+            x, raw = draw_samples(trainer, beta, samples, seed)
+            row.update(sample_summary(x, raw, task.object_index(x), modes, task.distance))
+        out["betas"][format_beta(beta)] = row
+    return out
+
+
+def format_beta(beta: float) -> str:
+    return f"{beta:g}"

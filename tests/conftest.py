@@ -1,0 +1,63 @@
+"""Shared fixtures: one torch thread, and tiny enumerable table tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import torch
+
+from thermogfn.tasks.base import Shaping, Task, TaskDefaults, objects_to_strings, strings_to_objects
+
+
+class TableTask(Task):
+    """A tiny task over ``{0..K-1}^L`` with a fixed random positive reward table and identity shaping.
+
+    ``spread`` is the standard deviation of log r, so the target R**beta gets peaked as beta grows.
+    Usable with the sequence MDPs and, since objects are just integer vectors, with the hypergrid MDP
+    (``vocab_size`` = height, ``length`` = ndim).
+    """
+
+    mdp_kinds = ("prepend-append", "append", "hypergrid")
+
+    def __init__(self, vocab_size: int = 3, length: int = 4, seed: int = 0, spread: float = 1.0) -> None:
+        self.name = f"table{vocab_size}x{length}"
+        self.vocab_size, self.length = vocab_size, length
+        self.alphabet = "ABCDEFGH"[:vocab_size]
+        self.shaping = Shaping()
+        self.defaults = TaskDefaults(hidden=32, eps=0.05, rounds=300, lr=1e-3)
+        g = torch.Generator().manual_seed(seed)
+        self._table = torch.exp(spread * torch.randn(self.n_objects, generator=g, dtype=torch.float64))
+
+    def raw_reward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._table[self.object_index(x)]
+
+    def table(self) -> torch.Tensor:
+        return self._table
+
+    def decode(self, x: torch.Tensor) -> list[str]:
+        return objects_to_strings(x, self.alphabet)
+
+    def encode(self, strings: list[str]) -> torch.Tensor:
+        return strings_to_objects(strings, self.alphabet, self.length)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def make_table_task() -> Callable[..., TableTask]:
+    """Factory: ``make_table_task(vocab_size=3, length=4, seed=0, spread=1.0)``."""
+    return TableTask
+
+
+@pytest.fixture
+def tiny_task() -> TableTask:
+    """The default tiny task: vocab 3, length 4 (81 objects, 121 prepend-append states)."""
+    return TableTask(3, 4, seed=0)
+
