@@ -1,0 +1,3 @@
+from thermogfn.cli import main
+
+main()
