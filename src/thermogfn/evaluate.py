@@ -13,6 +13,7 @@ from thermogfn.exact import exact_enumerable, exact_metrics
 from thermogfn.metrics import sample_summary
 from thermogfn.rundir import RunDir
 from thermogfn.sampling import forward_rollout
+from thermogfn.tasks import Task
 from thermogfn.train import RewardOracle, Trainer
 
 
@@ -24,10 +25,11 @@ class LoadedRun:
     trainer: Trainer
 
 
-def load_run(path: str | Path) -> LoadedRun:
+def load_run(path: str | Path, task: Task | None = None) -> LoadedRun:
+    """Load a run; pass ``task`` for runs trained from Python on a task object (e.g. a CustomTask)."""
     run = RunDir(path)
     cfg = run.load_config()
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, task)
     state = run.load_latest_checkpoint()
     if state is None:
         raise ThermoGFNError(f"{path} has no usable checkpoint yet; train it (or resume with "

@@ -50,7 +50,9 @@ def score(model: GFlowNetModel, traj: Trajectories, beta_log_reward: torch.Tenso
     terminal = (node == (traj.n + 1)[:, None])
     if need_flow:
         assert out.log_flow is not None
-        inner = torch.cat([log_z[:, None], out.log_flow.view(batch, t1)], dim=1)
+        # node i <= n is s_i = states[:, i]; node 0 uses log Z; the last slot is only ever a terminal node
+        flow = out.log_flow.view(batch, t1)
+        inner = torch.cat([log_z[:, None], flow[:, 1:], torch.zeros_like(flow[:, :1])], dim=1)
     else:
         inner = torch.cat([log_z[:, None], torch.zeros(batch, t1)], dim=1)
     node_flow = torch.where(terminal, beta_log_reward.to(inner.dtype)[:, None], inner)

@@ -132,6 +132,8 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, task: Task | None = None):
         self.task = task if task is not None else load_task(cfg)
+        if task is not None:
+            cfg = dataclasses.replace(cfg, task=task.name)
         self.cfg = resolve(cfg, self.task)
         self.model = build_model(self.cfg, self.task)
         self.train_prior: BetaPrior = parse_beta_prior(self.cfg.beta_train)
