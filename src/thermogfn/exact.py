@@ -28,12 +28,17 @@ def terminal_distribution(model: GFlowNetModel, task: Task, beta: float, chunk: 
     flow[mdp.state_index(mdp.initial(1))] = 1.0
     terminal = torch.zeros(task.n_objects, dtype=torch.float64)
     actions = torch.arange(mdp.n_forward)
+    ctx = model.context(torch.tensor([float(beta)]))
     for level in mdp.states_by_level():
         for start in range(0, level.shape[0], chunk):
             states = level[start: start + chunk]
             n = states.shape[0]
-            ctx = model.context(torch.full((n,), float(beta)))
-            probs = model.forward_log_probs(states, ctx).double().exp()  # (n, A); invalid/duplicate -> 0
+            only_stop = (mdp.forward_mask(states)[:, : mdp.stop] == 0).all()
+            if only_stop:  # e.g. full-length sequences: no network call needed
+                probs = torch.zeros(n, mdp.n_forward, dtype=torch.float64)
+                probs[:, mdp.stop] = 1.0
+            else:
+                probs = model.forward_log_probs(states, ctx.repeat(n)).double().exp()  # invalid/duplicate -> 0
             mass = flow[mdp.state_index(states)]
             stops = probs[:, mdp.stop] > 0
             if stops.any():

@@ -45,7 +45,7 @@ class QM9StrTask(Task):
                                  "finite values; re-download it")
         self._table = torch.from_numpy(r.astype(np.float64))
         self.shaping = Shaping.scaled(exponent=5, r_min=0.001, s_max=100, r_max=float(self._table.max()))
-        self.defaults = TaskDefaults(hidden=1024, eps=0.1, rounds=2000, lr=1e-3)
+        self.defaults = TaskDefaults(hidden=1024, eps=0.1, rounds=2000, lr=1e-4)
         self._modes: torch.Tensor | None = None
 
     def raw_reward(self, x: torch.Tensor) -> torch.Tensor:

@@ -118,7 +118,7 @@ class TFBind8Task(Task):
                                  f"values; expected {N_OBJECTS} finite scores; re-download it")
         self._table = torch.from_numpy(y.astype(np.float64))
         self.shaping = Shaping.scaled(exponent=3, r_min=0.001, s_max=10, r_max=float(self._table.max()))
-        self.defaults = TaskDefaults(hidden=128, eps=0.01, rounds=2000, lr=1e-3)
+        self.defaults = TaskDefaults(hidden=128, eps=0.01, rounds=2000, lr=1e-4)
         self._modes: torch.Tensor | None = None
 
     @staticmethod
