@@ -50,7 +50,7 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_table_task() -> Callable[..., TableTask]:
     """Factory: ``make_table_task(vocab_size=3, length=4, seed=0, spread=1.0)``."""
     return TableTask

@@ -18,22 +18,31 @@ VARIANTS = [("none", "positive"), ("layer", "positive"), ("logit", "positive"), 
             ("logit+layer", "positive"), ("logit+layer", "signed")]
 
 
-def random_model(mdp: MDP, conditioning: str, g_kind: str, seed: int = 0, sharpen: float = 3.0,
-                 learn_pb: bool = False) -> GFlowNetModel:
-    """An untrained model whose P_F is far from uniform and whose beta-conditioning is not the identity."""
+def random_model(mdp: MDP, conditioning: str, g_kind: str, seed: int = 0, logit_std: float | None = 1.5,
+                 beta: float = 2.0, learn_pb: bool = False) -> GFlowNetModel:
+    """An untrained model whose beta-conditioning is not the identity and whose P_F is far from uniform:
+    ``pf_head`` is rescaled so that the (g-scaled) logits over all states have std ``logit_std`` at ``beta``."""
     torch.manual_seed(seed)
     cfg = ModelConfig(conditioning=conditioning, hidden=32, g_kind=g_kind, learn_pb=learn_pb)
     model = GFlowNetModel(mdp, cfg, beta_support=(1.0, 3.0))
     with torch.no_grad():
-        model.pf_head.weight.mul_(sharpen)
-        model.pf_head.bias.normal_(0.0, 1.0)
+        model.pf_head.bias.normal_(0.0, 0.3)
         for g in (model.g_forward, model.g_backward):
             if g is None:
                 continue
             if g.kind == "positive":
                 g.power.fill_(0.7)  # g(beta) = beta^0.7 * exp(MLP)
             for p in g.net.parameters():
-                p.add_(0.3 * torch.randn_like(p))
+                p.add_(0.1 * torch.randn_like(p))
+        if logit_std is not None:
+            states = torch.cat(mdp.states_by_level())
+            ctx = model.context(torch.full((len(states),), beta))
+            logits = model.pf_head(model._features(states, ctx))
+            if ctx.g_forward is not None:
+                logits = logits * ctx.g_forward[:, None]
+            factor = logit_std / float(logits[mdp.forward_mask(states)].std())
+            model.pf_head.weight.mul_(factor)
+            model.pf_head.bias.mul_(factor)
     return model
 
 
@@ -64,14 +73,14 @@ def check_against_rollouts(model: GFlowNetModel, task, beta: float) -> None:
     assert d < 4 * noise, f"TV(empirical, exact) = {d:.4f} vs expected noise {noise:.4f}"
     # the test has power: the distribution is far from uniform, and the sample would show it
     uniform = torch.full_like(p, 1.0 / task.n_objects)
-    assert tv(emp, uniform) > 10 * noise
+    assert tv(emp, uniform) > 8 * noise  # so the 4x tolerance would reject a uniform sampler
 
 
 @pytest.mark.parametrize("conditioning,g_kind", VARIANTS, ids=[f"{c}-{g}" for c, g in VARIANTS])
 @pytest.mark.parametrize("mdp_kind", ["prepend-append", "append"])
 def test_exact_matches_rollouts_sequences(tiny_task, mdp_kind: str, conditioning: str, g_kind: str) -> None:
     mdp = make_mdp(mdp_kind, tiny_task.vocab_size, tiny_task.length)
-    model = random_model(mdp, conditioning, g_kind)
+    model = random_model(mdp, conditioning, g_kind, beta=2.5)
     check_against_rollouts(model, tiny_task, 2.5)
 
 
@@ -79,7 +88,7 @@ def test_exact_matches_rollouts_sequences(tiny_task, mdp_kind: str, conditioning
 def test_exact_matches_rollouts_hypergrid(make_table_task, conditioning: str, g_kind: str) -> None:
     task = make_table_task(5, 2, seed=3)  # 5x5 grid: any state may stop
     mdp = make_mdp("hypergrid", task.vocab_size, task.length)
-    model = random_model(mdp, conditioning, g_kind, seed=1)
+    model = random_model(mdp, conditioning, g_kind, seed=1, beta=1.5)
     check_against_rollouts(model, task, 1.5)
 
 
@@ -96,7 +105,7 @@ def test_rollouts_use_each_rows_beta(tiny_task) -> None:
         emp = torch.bincount(part, minlength=tiny_task.n_objects).double() / half
         assert tv(emp, p) < 4 * expected_tv_noise(p, half)
     p1, p3 = terminal_distribution(model, tiny_task, 1.0), terminal_distribution(model, tiny_task, 3.0)
-    assert tv(p1, p3) > 20 * expected_tv_noise(p1, half)
+    assert tv(p1, p3) > 8 * expected_tv_noise(p1, half)  # a sampler ignoring row betas would fail above
 
 
 def test_exact_by_hand_on_append_tree(tiny_task) -> None:
@@ -122,7 +131,7 @@ def test_logit_conditioning_changes_the_distribution(tiny_task) -> None:
     """With g(beta) = beta the policy is softmax(beta * f): beta = 1 and beta = 3 give different marginals,
     and the step probabilities are exactly the beta-scaled softmax. Without conditioning nothing changes."""
     mdp = make_mdp("prepend-append", tiny_task.vocab_size, tiny_task.length)
-    model = random_model(mdp, "logit", "positive", sharpen=1.0)
+    model = random_model(mdp, "logit", "positive", logit_std=None)
     with torch.no_grad():
         for p in model.g_forward.net.parameters():
             p.zero_()
@@ -139,7 +148,7 @@ def test_logit_conditioning_changes_the_distribution(tiny_task) -> None:
             got = model.forward_log_probs(states, model.context(torch.full((len(states),), b)))
             assert torch.allclose(got.exp(), want.exp(), atol=1e-6)
 
-    plain = random_model(mdp, "none", "positive", sharpen=1.0)
+    plain = random_model(mdp, "none", "positive", logit_std=None)
     assert torch.equal(terminal_distribution(plain, tiny_task, 1.0), terminal_distribution(plain, tiny_task, 3.0))
 
 
@@ -180,5 +189,4 @@ def test_exact_metrics_fields(tiny_task) -> None:
     assert m["mass"] == pytest.approx(1.0)
     assert m["kl"] >= 0 and m["kl_reverse"] >= 0
     assert m["log_z_target"] == pytest.approx(log_z)
-    perfect = exact_metrics(model, tiny_task, 2.0)
-    assert perfect["tv"] > 0.1  # an untrained model is far from the target
+    assert m["tv"] > 0.1  # an untrained model is far from the target

@@ -37,12 +37,6 @@ def key(row: torch.Tensor) -> tuple[int, ...]:
     return tuple(int(v) for v in row)
 
 
-def forward_pairs(mdp: MDP, states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(row, action) of every True entry of a (B, A) mask, as flat tensors."""
-    rows, cols = mask.nonzero(as_tuple=True)
-    return rows, cols
-
-
 def canonical_forward(mdp: MDP, states: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(mdp.merge_forward(states, torch.zeros(states.shape[0], mdp.n_forward)))
 
@@ -63,7 +57,7 @@ def test_step_back_step_inverse(mdp: MDP) -> None:
     states = all_states(mdp)
     valid = mdp.forward_mask(states)
     valid[:, mdp.stop] = False
-    rows, acts = forward_pairs(mdp, states, valid)
+    rows, acts = valid.nonzero(as_tuple=True)
     assert rows.numel() > 0
     parents = states[rows]
     children = mdp.step(parents, acts)
@@ -83,7 +77,7 @@ def test_step_back_step_inverse(mdp: MDP) -> None:
 
 def test_forward_action_of_inverts_back_step(mdp: MDP) -> None:
     states = all_states(mdp)
-    rows, back = forward_pairs(mdp, states, mdp.backward_mask(states))
+    rows, back = mdp.backward_mask(states).nonzero(as_tuple=True)
     children = states[rows]
     parents = mdp.back_step(children, back)
     assert (parents >= 0).all()
@@ -116,10 +110,7 @@ def _brute_groups(mdp: MDP, states: torch.Tensor, forward: bool) -> list[dict]:
     mask = mdp.forward_mask(states) if forward else mdp.backward_mask(states)
     groups: list[dict] = [defaultdict(list) for _ in range(states.shape[0])]
     rows, acts = mask.nonzero(as_tuple=True)
-    if forward:
-        results = mdp.step(states[rows], acts)
-    else:
-        results = mdp.back_step(states[rows], acts)
+    results = mdp.step(states[rows], acts) if forward else mdp.back_step(states[rows], acts)
     for r, a, res in zip(rows.tolist(), acts.tolist(), results, strict=True):
         k = "stop" if forward and a == mdp.stop else key(res)
         groups[r][k].append(a)
@@ -138,7 +129,7 @@ def test_merge_conserves_mass(mdp: MDP, forward: bool) -> None:
     n_merged_total = 0
     for i in range(states.shape[0]):
         if not mask[i].any():  # s0 backwards: no parents at all
-            assert isinstance(mdp, MDP) and not forward and bool(mdp.is_initial(states[i: i + 1]))
+            assert not forward and bool(mdp.is_initial(states[i: i + 1]))
             assert torch.isinf(merged[i]).all()
             continue
         valid_logits = logits[i].masked_fill(~mask[i], -math.inf)
