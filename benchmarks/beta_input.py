@@ -72,7 +72,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=1000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--lr", type=float, default=None, help="policy lr (default: the task's, 1e-3)")
+    ap.add_argument("--lr", type=float, default=None, help="policy lr (default: the task's)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--out", default="benchmarks/results/beta_input", help="writes OUT.md and OUT.json")
     args = ap.parse_args()
@@ -87,9 +87,10 @@ def main() -> None:
             print(f"{name} seed {seed}: {r['train_s']:.1f}s train, {r['eval_s']:.1f}s eval, "
                   f"modes {r['modes']}, TV {tv}", flush=True)
     uniform = uniform_reference(task, BETAS)
+    lr = next(iter(results.values()))[0]["lr"]
     log_z = {str(b): target_distribution(task, b)[1] for b in BETAS}
     head = (f"TFBind8, prepend-append, TB, beta ~ U[1,3], {args.rounds} rounds, batch 32 + 32 replay, "
-            f"seeds {args.seeds}, lr {args.lr or 'default (1e-3)'}, {time.strftime('%Y-%m-%d')}, "
+            f"seeds {args.seeds}, policy lr {lr:g}, {time.strftime('%Y-%m-%d')}, "
             f"torch {torch.__version__}, 1 thread. Means over seeds.")
     md = [f"# beta input study\n\n{head}\n", "## Exact total variation\n", *table(results, "tv", uniform),
           "\n## |log Z(beta) error| (nats)\n", *table(results, "log_z_error", None),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import platform
 import pstats
 import statistics
@@ -110,9 +111,10 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "python": platform.python_version(), "machine": platform.machine()}
+            "python": platform.python_version(), "machine": platform.machine(),
+            "loadavg_1m_after": os.getloadavg()[0]}
     out.write_text(json.dumps({"meta": meta, "rounds": results, "exact": exact}, indent=2))
-    print(f"\nwrote {out}")
+    print(f"\nload average (1 min) at the end: {meta['loadavg_1m_after']:.2f}; wrote {out}")
 
 
 if __name__ == "__main__":
