@@ -226,10 +226,10 @@ def test_tb_textbook_formula(make_table_task, kind: str) -> None:
     task = make_table_task(3, 3, seed=4, spread=1.5)
     mdp = make_mdp(kind, task.vocab_size, task.length)
     torch.manual_seed(0)
-    model = GFlowNetModel(mdp, ModelConfig(conditioning="logit+layer", hidden=16), (1.0, 3.0), log_z_init=0.7)
+    model = GFlowNetModel(mdp, ModelConfig(conditioning="logit+layer", hidden=16), (1.0, 3.0))
     with torch.no_grad():
         model.g_forward.power.fill_(0.8)
-        model.log_z.net[-1].weight.normal_()
+        model.log_z.logits.normal_()
     g = torch.Generator().manual_seed(0)
     beta = torch.tensor([1.0, 2.0, 3.0, 1.5, 2.5, 1.2])
     traj = forward_rollout(model, beta, eps=0.3, generator=g)
@@ -261,7 +261,7 @@ def test_tb_is_differentiable_and_trains_log_z(tiny_task) -> None:
     """The TB gradient w.r.t. log Z is 2 * mean residual (the loss is a mean of squares)."""
     mdp = make_mdp("prepend-append", tiny_task.vocab_size, tiny_task.length)
     torch.manual_seed(0)
-    model = GFlowNetModel(mdp, ModelConfig(conditioning="none", hidden=16), (1.0, 1.0), log_z_init=0.3)
+    model = GFlowNetModel(mdp, ModelConfig(conditioning="none", hidden=16), (1.0, 1.0))
     traj = forward_rollout(model, torch.ones(16), generator=torch.Generator().manual_seed(0))
     s = score(model, traj, tiny_task.log_reward(traj.objects), need_flow=False)
     value = loss("tb", s, traj.n)

@@ -71,7 +71,7 @@ def test_untrained_is_as_bad_as_uniform(tiny_task) -> None:
     for beta in BETAS:
         m = exact_metrics(trainer.model, tiny_task, beta)
         assert m["tv"] > 0.9 * uniform_tv(tiny_task, beta)
-        assert m["log_z_error"] > 3.0
+        assert m["log_z_error"] > 1.0  # log Z(0) = log N is built in, so it starts close
 
 
 @pytest.mark.parametrize("conditioning", ["logit", "layer"])

@@ -7,8 +7,8 @@ Design (measured in benchmarks/beta_input.py, documented in the README):
   initialised at g = 1: it stays positive and extrapolates as a power law (the optimal logits grow
   linearly in beta at high beta, i.e. w -> 1);
 - ``signed`` g is the reference's: a LeakyReLU MLP with no output activation (may go negative);
-- ``log Z(beta) = beta * a(beta) + b(beta)`` with a, b from a tanh MLP: bounded a, b make log Z linear in
-  beta outside the training range, as the true log Z is (d log Z / d beta = E[log R] -> log R_max).
+- log Z(beta) has the exact structural form of the true one (see :class:`LogZ`): log N at beta = 0, convex,
+  slope bounded by the maximum log-reward, so it extrapolates to beta = 1000 without blowing up.
 """
 
 from __future__ import annotations
@@ -103,18 +103,31 @@ class LogitScale(nn.Module):
 
 
 class LogZ(nn.Module):
-    """log Z(beta) = beta * a(beta) + b(beta), with a, b from a small tanh MLP of the beta feature."""
+    """log Z(beta) as the log-Laplace transform of a learned distribution of reward gaps.
 
-    def __init__(self, beta_input: str = "log", hidden: int = 32, init: float = 0.0):
+    ``log Z(beta) = log N + beta * m + log sum_k q_k exp(-beta * d_k)``, with N the number of objects, m an
+    upper bound of log R (``set_ceiling``), q a learned distribution over ``atoms`` gaps ``d_k >= 0``.
+    This is the exact form of the true ``log sum_x R(x)^beta`` (q = the distribution of ``m - log R(x)`` over
+    uniform x), so it is convex in beta, equals log N at beta = 0, and its slope tends to at most m as
+    beta grows: it extrapolates far outside the training range without blowing up.
+    """
+
+    def __init__(self, log_n: float, atoms: int = 16):
         super().__init__()
-        self.feature = BetaFeature(beta_input)
-        self.net = _zero_last(mlp([1, hidden, hidden, 2], nn.Tanh))
-        with torch.no_grad():
-            self.net[-1].bias[1] = init
+        self.register_buffer("log_n", torch.tensor(float(log_n)))
+        self.register_buffer("ceiling", torch.tensor(0.0))
+        self.logits = nn.Parameter(torch.zeros(atoms))
+        gaps = torch.logspace(-2, 1.5, atoms)
+        self.raw_gaps = nn.Parameter(gaps + torch.log(-torch.expm1(-gaps)))  # softplus^-1
+
+    def set_ceiling(self, log_r_max: float) -> None:
+        """Set m, an upper bound of the shaped log-reward (the task's maximum, or the best seen so far)."""
+        self.ceiling.fill_(float(log_r_max))
 
     def forward(self, beta: torch.Tensor) -> torch.Tensor:
-        a, b = self.net(self.feature(beta)).unbind(-1)
-        return beta * a + b
+        gaps = nn.functional.softplus(self.raw_gaps)
+        mix = torch.log_softmax(self.logits, 0) - beta.unsqueeze(-1) * gaps
+        return self.log_n + beta * self.ceiling + torch.logsumexp(mix, -1)
 
 
 class ConstantLogZ(nn.Module):

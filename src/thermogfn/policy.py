@@ -59,8 +59,7 @@ class StepOutput:
 class GFlowNetModel(nn.Module):
     """P_F(.|s; beta), P_B(.|s'; beta), log F(s; beta) and log Z(beta) for one MDP."""
 
-    def __init__(self, mdp: MDP, cfg: ModelConfig, beta_support: tuple[float, float], with_flow: bool = False,
-                 log_z_init: float = 0.0):
+    def __init__(self, mdp: MDP, cfg: ModelConfig, beta_support: tuple[float, float], with_flow: bool = False):
         super().__init__()
         if cfg.conditioning not in CONDITIONINGS:
             raise ValueError(f"conditioning must be one of {CONDITIONINGS}")
@@ -77,8 +76,7 @@ class GFlowNetModel(nn.Module):
         self.flow_head = nn.Linear(cfg.hidden, 2) if with_flow else None
         self.g_forward = LogitScale(cfg.g_kind, cfg.beta_input) if self.use_logit else None
         self.g_backward = LogitScale(cfg.g_kind, cfg.beta_input) if self.use_logit and cfg.learn_pb else None
-        self.log_z = ConstantLogZ(log_z_init) if cfg.conditioning == "none" else LogZ(cfg.beta_input,
-                                                                                         init=log_z_init)
+        self.log_z = ConstantLogZ(mdp.log_n_objects) if cfg.conditioning == "none" else LogZ(mdp.log_n_objects)
 
     def policy_parameters(self) -> list[nn.Parameter]:
         """Everything but log Z (which trains at its own learning rate)."""

@@ -147,6 +147,7 @@ class Trainer:
         self.buffer = ReplayBuffer(self.task.length)
         modes = self.task.mode_index()
         self.modes = ModeTracker(modes) if modes is not None else None
+        self._set_log_z_ceiling(self.task.log_reward_bound())
         self.step = 0
         self.skipped = 0
         self.seconds = 0.0
@@ -157,6 +158,14 @@ class Trainer:
             x, raw = (read_offline_data(self.cfg.offline_data, self.task) if self.cfg.offline_data
                       else bottom_half(self.task))
             self.offline_x, self.offline_logr = x, self.task.shaping.log_reward(raw)
+            if self.task.log_reward_bound() is None:
+                self._set_log_z_ceiling(float(self.offline_logr.max()))
+
+    def _set_log_z_ceiling(self, bound: float | None) -> None:
+        """Give log Z(beta) its asymptotic slope: the task's max log-reward, else the best seen so far."""
+        set_ceiling = getattr(self.model.log_z, "set_ceiling", None)
+        if set_ceiling is not None and bound is not None and bound > float(self.model.log_z.ceiling):
+            set_ceiling(bound)
 
     @property
     def progress(self) -> float:
@@ -197,6 +206,8 @@ class Trainer:
             on_policy = self._update(traj, log_reward)
             index = self.task.object_index(traj.objects)
             self.buffer.add(traj.objects, log_reward, index)
+            if self.task.log_reward_bound() is None:
+                self._set_log_z_ceiling(float(log_reward.max()))
             self.samples.append(index)
             if self.modes is not None:
                 self.modes.update(index)

@@ -28,6 +28,7 @@ class MDP(ABC):
     n_back: int
     max_steps: int  # most non-stop transitions in any trajectory
     encoding_dim: int
+    log_n_objects: float  # log of the number of terminal objects (log Z at beta = 0)
 
     @property
     def stop(self) -> int:

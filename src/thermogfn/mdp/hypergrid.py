@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from thermogfn.mdp.base import MDP
@@ -20,6 +22,7 @@ class HypergridMDP(MDP):
         self.n_back = ndim
         self.max_steps = ndim * (height - 1)
         self.encoding_dim = ndim * height
+        self.log_n_objects = ndim * math.log(height)
         self._eye = torch.eye(ndim, dtype=torch.int64)
         self._weights = height ** torch.arange(ndim - 1, -1, -1, dtype=torch.int64)
 

@@ -5,6 +5,8 @@ A state is a left-aligned string padded with the token ``K`` (= vocab size); sto
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from thermogfn.mdp.base import MDP, NEG_INF
@@ -17,6 +19,7 @@ class _SequenceMDP(MDP):
         self.state_dim = length
         self.max_steps = length
         self.encoding_dim = length * (vocab_size + 1)
+        self.log_n_objects = length * math.log(vocab_size)
         self._pos = torch.arange(length)
         # offsets[l] = number of states shorter than l; lets state_index enumerate strings by length
         counts = torch.tensor([vocab_size**n for n in range(length + 1)], dtype=torch.int64)

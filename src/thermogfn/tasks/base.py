@@ -117,6 +117,15 @@ class Task(ABC):
         """Raw rewards of every object in index order, if the task has a full table (else None)."""
         return None
 
+    def log_reward_bound(self) -> float | None:
+        """An upper bound of log R over the space (the table's maximum by default), or None if unknown."""
+        table = self.table()
+        if table is None:
+            return None
+        if not hasattr(self, "_log_reward_bound"):
+            self._log_reward_bound = float(self.shaping.log_reward(table).max())
+        return self._log_reward_bound
+
     def mode_index(self) -> torch.Tensor | None:
         """Sorted object indices of the task's mode set, if it has one."""
         return None
