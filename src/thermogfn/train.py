@@ -141,7 +141,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam([
             {"params": self.model.policy_parameters(), "lr": self.cfg.lr},
             {"params": list(self.model.log_z.parameters()), "lr": self.cfg.lr_logz},
-        ])
+        ], fused=True)  # one fused kernel instead of a Python loop over parameters (~7% of a round)
         self.generator = torch.Generator().manual_seed(self.cfg.seed)
         self.oracle = RewardOracle(self.task)
         self.buffer = ReplayBuffer(self.task.length)
