@@ -6,13 +6,12 @@ import csv
 import io
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 
 import click
 
-from thermogfn.errors import ThermoGFNError
+from thermogfn.errors import Interrupted, ThermoGFNError
 
 CONDITIONING_CHOICES = ["none", "layer", "logit", "logit+layer"]
 
@@ -178,9 +177,11 @@ def main() -> None:
 
     # one intra-op thread: on small CPUs more threads cost more than they give (benchmarks/README.md)
     torch.set_num_threads(int(os.environ.get("THERMOGFN_THREADS", "1")))
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         cli.main(standalone_mode=False)
+    except Interrupted as exc:
+        click.echo(f"{exc}", err=True)
+        sys.exit(130)
     except ThermoGFNError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

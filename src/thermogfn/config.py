@@ -11,7 +11,7 @@ from thermogfn.errors import ThermoGFNError
 from thermogfn.policy import ModelConfig
 
 # what identifies a run's outcome: a checkpoint written under another value of these is refused on resume
-IDENTITY_EXCLUDES = ("steps", "data_dir", "log_every", "checkpoint_every", "progress")
+IDENTITY_EXCLUDES = ("steps", "data_dir", "log_every", "checkpoint_every", "max_consecutive_skips")
 
 
 @dataclass
@@ -39,6 +39,7 @@ class RunConfig:
     lr: float | None = None
     lr_logz: float = 1e-2
     grad_clip: float = 10.0
+    max_consecutive_skips: int = 20  # stop (with a checkpoint) after this many non-finite steps in a row
     seed: int = 0
     offline: bool = False
     offline_data: str | None = None  # CSV of sequence,reward; default: bottom half of the task's table

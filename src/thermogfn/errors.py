@@ -11,3 +11,7 @@ class DataNotFoundError(ThermoGFNError):
 
 class RewardError(ThermoGFNError):
     """A reward function returned values that cannot be used (NaN, inf, negative, wrong shape)."""
+
+
+class Interrupted(ThermoGFNError):
+    """Training stopped on request (Ctrl-C / SIGTERM) after saving a checkpoint."""

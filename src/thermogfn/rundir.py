@@ -91,6 +91,10 @@ class RunDir:
         for folder in (CHECKPOINTS, "plots"):
             shutil.rmtree(self.path / folder, ignore_errors=True)
 
+    def rewrite_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Replace metrics.jsonl with ``rows`` atomically (used when resuming from a checkpoint)."""
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_path.is_file():
             return []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 import torch
 
 from thermogfn.config import RunConfig
-from thermogfn.errors import ThermoGFNError
+from thermogfn.errors import Interrupted, ThermoGFNError
 from thermogfn.mdp import MDP, make_mdp
 from thermogfn.metrics import ModeTracker
 from thermogfn.objectives import OBJECTIVES, loss, score
@@ -119,6 +121,14 @@ class RewardOracle:
             self._cache.update(zip(missing, fresh.tolist(), strict=True))
         return torch.tensor([self._cache[k] for k in keys], dtype=torch.float64)
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        keys = list(self._cache)
+        return {"keys": torch.tensor(keys, dtype=torch.int64),
+                "values": torch.tensor([self._cache[k] for k in keys], dtype=torch.float64)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self._cache = dict(zip(state["keys"].tolist(), state["values"].tolist(), strict=True))
+
 
 @dataclass
 class RoundStats:
@@ -150,6 +160,7 @@ class Trainer:
         self._set_log_z_ceiling(self.task.log_reward_bound())
         self.step = 0
         self.skipped = 0
+        self.consecutive_skips = 0
         self.seconds = 0.0
         self.samples: list[torch.Tensor] = []  # on-policy object indices, for sample metrics
         self.offline_x: torch.Tensor | None = None
@@ -176,15 +187,18 @@ class Trainer:
         value = loss(self.cfg.objective, scored, traj.n, self.cfg.subtb_lambda)
         if not torch.isfinite(value):
             self.skipped += 1
+            self.consecutive_skips += 1
             return float("nan")
         self.optimizer.zero_grad(set_to_none=True)
         value.backward()
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         if not torch.isfinite(norm):
             self.skipped += 1
+            self.consecutive_skips += 1
             self.optimizer.zero_grad(set_to_none=True)
             return float("nan")
         self.optimizer.step()
+        self.consecutive_skips = 0
         return float(value.detach())
 
     def _replay(self, x: torch.Tensor, log_reward: torch.Tensor) -> float:
@@ -236,6 +250,7 @@ class Trainer:
             "seconds": self.seconds, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
             "buffer": self.buffer.state_dict(), "reward_calls": self.oracle.calls,
+            "reward_cache": self.oracle.state_dict(), "consecutive_skips": self.consecutive_skips,
             "modes": self.modes.state_dict() if self.modes is not None else None,
             "samples": torch.cat(self.samples) if self.samples else torch.zeros(0, dtype=torch.int64),
         }
@@ -250,6 +265,8 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.step, self.skipped, self.seconds = state["step"], state["skipped"], state["seconds"]
         self.oracle.calls = state["reward_calls"]
+        self.oracle.load_state_dict(state["reward_cache"])
+        self.consecutive_skips = state["consecutive_skips"]
         buf = state["buffer"]
         self.buffer.load_state_dict(buf, self.task.object_index(buf["x"]))
         if self.modes is not None and state["modes"] is not None:
@@ -257,9 +274,37 @@ class Trainer:
         self.samples = [state["samples"]]
 
 
+class StopFlag:
+    """Turns SIGINT/SIGTERM into a request to stop after the current round (a second signal stops at once)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
 def train(cfg: RunConfig, out: str | Path, *, task: Task | None = None, progress: bool = True,
           resume: bool = False) -> Trainer:
-    """Train a run into ``out`` (config.json, metrics.jsonl, checkpoints/); returns the trainer."""
+    """Train a run into ``out`` (config.json, metrics.jsonl, checkpoints/); returns the trainer.
+
+    Checkpoints are written atomically every ``checkpoint_every`` rounds, at the end, on SIGINT/SIGTERM
+    (after the round in progress) and before stopping on repeated non-finite losses. ``resume=True``
+    continues from the newest good checkpoint, bit-identically to an uninterrupted run on CPU.
+    """
     from tqdm import tqdm
 
     run = RunDir(out)
@@ -268,31 +313,42 @@ def train(cfg: RunConfig, out: str | Path, *, task: Task | None = None, progress
         state = run.load_latest_checkpoint()
         if state is not None:
             trainer.load_state_dict(state)
-        kept = [r for r in run.read_metrics() if r["step"] <= trainer.step]
-        run.metrics_path.unlink(missing_ok=True)
-        run.append_metrics(kept)
+        run.rewrite_metrics([r for r in run.read_metrics() if r["step"] <= trainer.step])
     else:
-        run.metrics_path.unlink(missing_ok=True)
+        run.rewrite_metrics([])
     run.write_config(trainer.cfg)
     steps = trainer.cfg.steps
-    bar = tqdm(total=steps, initial=trainer.step, disable=not progress, unit="round", dynamic_ncols=True)
     pending: list[dict[str, Any]] = []
-    try:
-        while trainer.step < steps:
-            t0 = time.perf_counter()
-            stats = trainer.train_round()
-            trainer.seconds += time.perf_counter() - t0
-            if trainer.step % trainer.cfg.log_every == 0 or trainer.step == steps:
-                row = trainer.metrics_row(stats)
-                pending.append(row)
-                bar.set_postfix(loss=f"{row['loss']:.3g}", modes=row["modes"], refresh=False)
-            if trainer.step % trainer.cfg.checkpoint_every == 0 or trainer.step == steps:
-                run.append_metrics(pending)
-                pending = []
-                run.save_checkpoint(trainer.step, trainer.state_dict())
-            bar.update(1)
-    finally:
-        bar.close()
+
+    def checkpoint() -> None:
+        nonlocal pending
+        run.append_metrics(pending)
+        pending = []
+        run.save_checkpoint(trainer.step, trainer.state_dict())
+
+    bar = tqdm(total=steps, initial=trainer.step, disable=not progress, unit="round", dynamic_ncols=True)
+    with StopFlag() as stop:
+        try:
+            while trainer.step < steps:
+                t0 = time.perf_counter()
+                stats = trainer.train_round()
+                trainer.seconds += time.perf_counter() - t0
+                if trainer.step % trainer.cfg.log_every == 0 or trainer.step == steps:
+                    row = trainer.metrics_row(stats)
+                    pending.append(row)
+                    bar.set_postfix(loss=f"{row['loss']:.3g}", modes=row["modes"], refresh=False)
+                bar.update(1)
+                if trainer.consecutive_skips >= trainer.cfg.max_consecutive_skips:
+                    checkpoint()
+                    raise ThermoGFNError(
+                        f"{trainer.consecutive_skips} consecutive steps had a non-finite loss or gradient at round "
+                        f"{trainer.step}; lower --lr or check the rewards (last good state saved in {run.path})")
+                if stop.requested:
+                    checkpoint()
+                    raise Interrupted(f"interrupted at round {trainer.step}; checkpoint saved: continue with "
+                                      f"`thermogfn train --resume --out {run.path}`")
+                if trainer.step % trainer.cfg.checkpoint_every == 0 or trainer.step == steps:
+                    checkpoint()
+        finally:
+            bar.close()
     return trainer
-
-
