@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import signal
 import threading
@@ -18,6 +17,7 @@ from thermogfn.errors import Interrupted, ThermoGFNError
 from thermogfn.mdp import MDP, make_mdp
 from thermogfn.metrics import ModeTracker
 from thermogfn.objectives import OBJECTIVES, loss, score
+from thermogfn.offline_data import bottom_half, read_offline_data
 from thermogfn.policy import CONDITIONINGS, GFlowNetModel
 from thermogfn.priors import BetaPrior, parse_beta_prior
 from thermogfn.replay import ReplayBuffer
@@ -67,37 +67,6 @@ def build_model(cfg: RunConfig, task: Task) -> GFlowNetModel:
     lo2, hi2 = parse_beta_prior(cfg.beta_explore).support()
     torch.manual_seed(cfg.seed)
     return GFlowNetModel(mdp, cfg.model, (min(lo1, lo2), max(hi1, hi2)), with_flow=cfg.objective != "tb")
-
-
-def read_offline_data(path: str, task: Task) -> tuple[torch.Tensor, torch.Tensor]:
-    """A CSV with a header and columns ``sequence,reward`` -> objects and raw rewards."""
-    p = Path(path)
-    if not p.is_file():
-        raise ThermoGFNError(f"offline data {path} not found; pass a CSV with columns sequence,reward")
-    seqs, rewards = [], []
-    with p.open(newline="") as f:
-        for i, row in enumerate(csv.reader(f)):
-            if i == 0 or not row:
-                continue
-            if len(row) < 2:
-                raise ThermoGFNError(f"{path} line {i + 1}: expected sequence,reward")
-            try:
-                rewards.append(float(row[1]))
-            except ValueError:
-                raise ThermoGFNError(f"{path} line {i + 1}: reward {row[1]!r} is not a number") from None
-            seqs.append(row[0])
-    if not seqs:
-        raise ThermoGFNError(f"{path} holds no rows; expected a header then sequence,reward rows")
-    return task.encode(seqs), torch.tensor(rewards, dtype=torch.float64)
-
-
-def bottom_half(task: Task) -> tuple[torch.Tensor, torch.Tensor]:
-    """The paper's offline training set: every object with raw reward <= the median."""
-    table = task.table()
-    if table is None:
-        raise ThermoGFNError(f"task {task.name} has no full table; give offline data with --offline-data")
-    keep = torch.nonzero(table <= table.median()).squeeze(1)
-    return task.objects_from_index(keep), table[keep].double()
 
 
 class RewardOracle:
