@@ -75,6 +75,7 @@ def train(**kw) -> None:
     from thermogfn.config import RunConfig
     from thermogfn.policy import ModelConfig
     from thermogfn.rundir import RunDir, run_lock
+    from thermogfn.train import load_task, resolve
     from thermogfn.train import train as run_training
 
     out, resume, overwrite, progress = kw.pop("out"), kw.pop("resume"), kw.pop("overwrite"), kw.pop("progress")
@@ -93,6 +94,7 @@ def train(**kw) -> None:
                                 beta_input=kw.pop("beta_input"), layer_encoding=kw.pop("layer_encoding"))
             cfg = RunConfig(model=model, **kw)
             if overwrite:
+                resolve(cfg, load_task(cfg))  # validate before anything already written is removed
                 run.clear()
         trainer = run_training(cfg, run.path, progress=progress, resume=resume)
         _write_plots(run, trainer)
