@@ -66,6 +66,8 @@ def cli() -> None:
 @click.option("--offline-data", default=None, help="CSV sequence,reward (default: bottom half of the task's table)")
 @click.option("--log-every", type=int, default=10, show_default=True)
 @click.option("--checkpoint-every", type=int, default=100, show_default=True)
+@click.option("--max-consecutive-skips", type=int, default=20, show_default=True,
+              help="Stop (with a checkpoint) after this many non-finite steps in a row")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint")
 @click.option("--overwrite", is_flag=True, help="Replace a finished or unrelated run in --out")
