@@ -100,7 +100,10 @@ def train(**kw) -> None:
                 run.clear()
         trainer = run_training(cfg, run.path, progress=progress, resume=resume)
         _write_plots(run, trainer)
-    modes = f", modes found {trainer.modes.n_found}/{trainer.modes.n_modes}" if trainer.modes is not None else ""
+    modes = ""
+    if trainer.modes is not None:
+        total = f"/{trainer.modes.n_modes}" if trainer.modes.n_modes else ""
+        modes = f", modes found {trainer.modes.n_found}{total}"
     click.echo(f"trained {trainer.step} rounds in {trainer.seconds:.1f} s{modes}; run in {run.path}", err=True)
 
 

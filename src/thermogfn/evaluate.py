@@ -63,17 +63,19 @@ def evaluate(loaded: LoadedRun, betas: list[float], exact: bool | None = None, s
         raise ThermoGFNError(f"exact evaluation needs an enumerable space with a full reward table; task "
                              f"{task.name} has {task.n_objects:.3g} objects. Drop --exact (sample metrics still run)")
     do_exact = can_exact if exact is None else exact
-    modes = task.mode_index()
+    counter = task.mode_counter()
     out: dict[str, Any] = {"task": task.name, "step": trainer.step, "reward_calls": trainer.oracle.calls,
                            "modes_found_training": trainer.modes.n_found if trainer.modes is not None else None,
-                           "n_modes": int(modes.numel()) if modes is not None else None, "betas": {}}
+                           "n_modes": counter.n_modes if counter is not None else None, "betas": {}}
     for beta in betas:
         row: dict[str, Any] = {}
         if do_exact:
             row.update(exact_metrics(trainer.model, task, beta))
         if samples > 0:
             x, raw = draw_samples(trainer, beta, samples, seed)
-            row.update(sample_summary(x, raw, task.object_index(x), modes, task.distance))
+            index = task.object_index(x)
+            row.update(sample_summary(x, raw, index, None, task.distance))
+            row["modes"] = counter.count_in(x, index, raw) if counter is not None else None
         out["betas"][format_beta(beta)] = row
     return out
 

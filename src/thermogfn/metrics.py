@@ -217,6 +217,14 @@ class ModeTracker:
     def n_modes(self) -> int:
         return int(self.mode_index.numel())
 
+    def observe(self, x: torch.Tensor, object_index: torch.Tensor, raw: torch.Tensor) -> None:
+        """The mode-counter interface shared with :class:`thermogfn.modes.ThresholdModeRule`."""
+        self.update(object_index)
+
+    def count_in(self, x: torch.Tensor, object_index: torch.Tensor, raw: torch.Tensor) -> int:
+        """Distinct modes among a sample set (state unchanged)."""
+        return count_modes(object_index, self.mode_index)
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"mode_index": self.mode_index.clone(), "found": self.found.clone()}
 

@@ -75,6 +75,15 @@ class ThresholdModeRule:
             self._rewards = torch.cat([self._rewards, raw[new_rows]])
         return len(new_rows)
 
+    n_modes = None  # no fixed mode set
+
+    def observe(self, x: torch.Tensor, object_index: torch.Tensor, raw: torch.Tensor) -> None:
+        """The mode-counter interface shared with :class:`thermogfn.metrics.ModeTracker`."""
+        self.update(x, raw)
+
+    def count_in(self, x: torch.Tensor, object_index: torch.Tensor, raw: torch.Tensor) -> int:
+        return self.count(x, raw)
+
     def count(self, x: torch.Tensor, raw: torch.Tensor) -> int:
         """Number of modes the rule accepts among ``x`` alone (fresh state; ``self`` is unchanged)."""
         return ThresholdModeRule(self.threshold, self.min_distance).update(x, raw)

@@ -15,7 +15,6 @@ import torch
 from thermogfn.config import RunConfig
 from thermogfn.errors import Interrupted, ThermoGFNError
 from thermogfn.mdp import MDP, make_mdp
-from thermogfn.metrics import ModeTracker
 from thermogfn.objectives import OBJECTIVES, loss, score
 from thermogfn.offline_data import bottom_half, read_offline_data
 from thermogfn.policy import CONDITIONINGS, GFlowNetModel
@@ -124,8 +123,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(self.cfg.seed)
         self.oracle = RewardOracle(self.task)
         self.buffer = ReplayBuffer(self.task.length)
-        modes = self.task.mode_index()
-        self.modes = ModeTracker(modes) if modes is not None else None
+        self.modes = self.task.mode_counter()
         self._set_log_z_ceiling(self.task.log_reward_bound())
         self.step = 0
         self.skipped = 0
@@ -193,7 +191,7 @@ class Trainer:
                 self._set_log_z_ceiling(float(log_reward.max()))
             self.samples.append(index)
             if self.modes is not None:
-                self.modes.update(index)
+                self.modes.observe(traj.objects, index, raw)
             replay = None
             if cfg.replay_batch > 0:
                 x, logr = self.buffer.sample(cfg.replay_batch, cfg.replay_top_fraction, self.generator)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import torch
 
 from thermogfn.errors import RewardError
+from thermogfn.metrics import ModeTracker
+from thermogfn.modes import ThresholdModeRule
 
 
 @dataclass(frozen=True)
@@ -36,17 +38,33 @@ class Shaping:
         return self.log_scale + self.exponent * torch.log(raw)
 
 
+_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _exc_text(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line, at most ``limit`` characters; never raises."""
+    try:
+        text = " ".join(str(exc).split())
+    except Exception:  # noqa: BLE001 - a broken __str__ in user code
+        text = "<message unavailable>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def check_raw_rewards(raw: object, n: int, *, allow_nonpositive: bool, source: str) -> torch.Tensor:
     """Validate what a reward function returned: a finite float vector of length ``n``.
 
     Raises :class:`RewardError` with a one-line message naming the problem and the fix.
     """
+    import numpy as np
+
+    if isinstance(raw, np.ndarray):
+        raw = np.array(raw)  # a private, writable copy (torch warns on read-only arrays and shares memory)
     try:
         t = torch.as_tensor(raw)
     except Exception as exc:  # noqa: BLE001 - any conversion failure is the user's reward's fault
-        raise RewardError(f"{source} returned {type(raw).__name__}, not numbers ({exc}); "
+        raise RewardError(f"{source} returned {type(raw).__name__}, not numbers ({_exc_text(exc)}); "
                           "return a 1-D array/tensor of floats, one per sequence") from None
-    if t.dtype == torch.bool or not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
+    if t.dtype == torch.bool or not (t.is_floating_point() or t.dtype in _INT_DTYPES):
         raise RewardError(f"{source} returned dtype {t.dtype}; return floats, one per sequence")
     t = t.to(torch.float64).reshape(-1) if t.dim() == 2 and t.shape[1] == 1 else t.to(torch.float64)
     if t.shape != (n,):
@@ -59,7 +77,7 @@ def check_raw_rewards(raw: object, n: int, *, allow_nonpositive: bool, source: s
         bad = int((t <= 0).sum())
         raise RewardError(f"{source} returned {bad} reward(s) <= 0; rewards must be positive "
                           "(or set a reward floor with --reward-min)")
-    return t
+    return t.clone()  # never share memory with what the user's function may change later
 
 
 @dataclass
@@ -130,6 +148,22 @@ class Task(ABC):
         """Sorted object indices of the task's mode set, if it has one."""
         return None
 
+    def mode_rule(self) -> ThresholdModeRule | None:
+        """A rule that recognises modes without a list (for tasks with no mode set), or None."""
+        return None
+
+    def mode_counter(self) -> ModeTracker | ThresholdModeRule | None:
+        """A fresh counter of modes found: the mode set if the task has one, else its mode rule."""
+        index = self.mode_index()
+        return ModeTracker(index) if index is not None else self.mode_rule()
+
+    def diversity(self, x: torch.Tensor) -> float:
+        """Mean pairwise distance among the objects ``x`` over unordered pairs (``self.distance`` by default;
+        molecule tasks use ``1 - Tanimoto``)."""
+        from thermogfn.metrics import mean_pairwise_distance
+
+        return mean_pairwise_distance(x, self.distance)  # type: ignore[arg-type]
+
     @abstractmethod
     def decode(self, x: torch.Tensor) -> list[str]:
         """Objects to human-readable strings."""
@@ -152,6 +186,11 @@ def objects_to_strings(x: torch.Tensor, alphabet: str) -> list[str]:
     return np.ascontiguousarray(chars[codes]).view(f"<U{codes.shape[1]}")[:, 0].tolist()
 
 
+def _short(s: str, limit: int = 60) -> str:
+    """``repr(s)``, cut after ``limit`` characters so that an error message stays short."""
+    return repr(s) if len(s) <= limit else repr(s[:limit]) + f"... ({len(s)} characters)"
+
+
 def strings_to_objects(strings: list[str], alphabet: str, length: int) -> torch.Tensor:
     """Strings over ``alphabet`` of exactly ``length`` characters to a LongTensor (B, length).
 
@@ -169,13 +208,16 @@ def strings_to_objects(strings: list[str], alphabet: str, length: int) -> torch.
     bad_type = next((s for s in strings if not isinstance(s, str)), None)
     if bad_type is not None:
         raise ThermoGFNError(f"expected strings over {alphabet!r}, got {type(bad_type).__name__} "
-                             f"{bad_type!r}")
-    arr = np.array(strings, dtype=str)
-    lengths = np.char.str_len(arr)
+                             f"{repr(bad_type)[:60]}")
+    # Python lengths: numpy drops trailing NUL characters, so np.char.str_len would undercount them
+    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
     if (lengths != length).any():
         s = strings[int(np.argmax(lengths != length))]
-        raise ThermoGFNError(f"sequence {s!r} has length {len(s)}; sequences must have exactly {length} "
+        raise ThermoGFNError(f"sequence {_short(s)} has length {len(s)}; sequences must have exactly {length} "
                              f"characters from {alphabet!r}")
+    if length == 0:
+        return torch.zeros(len(strings), 0, dtype=torch.int64)
+    arr = np.array(strings, dtype=f"<U{length}")  # fixed width: a dropped trailing NUL reads back as code 0
     cp = np.ascontiguousarray(arr).view(np.uint32).reshape(len(strings), length).astype(np.int64)
     lookup = np.full(max(ord(c) for c in alphabet) + 1, -1, dtype=np.int64)
     lookup[[ord(c) for c in alphabet]] = np.arange(len(alphabet))
@@ -183,6 +225,6 @@ def strings_to_objects(strings: list[str], alphabet: str, length: int) -> torch.
     codes[cp >= len(lookup)] = -1
     if (codes < 0).any():
         s = strings[int(np.argmax((codes < 0).any(1)))]
-        raise ThermoGFNError(f"sequence {s!r} has characters outside the alphabet {alphabet!r} "
+        raise ThermoGFNError(f"sequence {_short(s)} has characters outside the alphabet {alphabet!r} "
                              f"(length {length}); use only those")
     return torch.from_numpy(codes)

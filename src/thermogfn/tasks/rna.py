@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
+import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
+from concurrent.futures.process import BrokenProcessPool
+from types import ModuleType
 
 import torch
 
@@ -32,11 +35,17 @@ TARGETS = {
 }
 # duplexfold(revcomp(target), target).energy * 14 / 100 under ViennaRNA 2.8.0 (README of the data folder).
 NORMS = {1: -36.414, 2: -37.842, 3: -30.184}
-# Substitutes for the unknown max over 4^14 used by the S_max scaling (see RNABindingTask).
-R_MAX = {1: 1.0545394628439608, 2: 1.0, 3: 1.0}
-# Mode rule for RNA2/3: the RNA1 mode list's minimum fitness and minimum pairwise Hamming distance.
-MODE_THRESHOLD = 0.623
-MODE_MIN_DISTANCE = 2
+# Substitutes for the unknown max over 4^14 used by the S_max scaling: the best fitness reached by 300
+# steepest-ascent hill climbs (all 42 Hamming-1 neighbours per step, random starts, ViennaRNA 2.8.0).
+# RNA1: equals the best of the 336 listed modes (GGGGGCCCCGCGCG); RNA2: GGGGGCCCCGCGCG; RNA3: GCGGCUGGCCCUGU.
+R_MAX = {1: 1.0545394628439608, 2: 1.0147455208498493, 3: 1.1164855552610655}
+# Mode rule for RNA2/3: threshold at the same fraction of R_MAX as the weakest listed RNA1 mode
+# (0.62338661 / 1.05453946 = 0.5911, i.e. the same shaped reward 10 * 0.5911**8 = 0.149).
+MODE_FRACTION = 0.6233866095457790 / R_MAX[1]
+# Distance 3, not the list's minimum pairwise distance 2: on the 336 RNA1 modes plus their 13,967 Hamming-1
+# neighbours (9,791 of the 14,303 are above the threshold), the rule fed in random order counts 3,521 modes
+# with distance 2 but 332 with distance 3 (334 in descending-fitness order), close to the list's 336.
+MODE_MIN_DISTANCE = 3
 TARGETS_NAME = "l14_rna_targets.json"
 TARGETS_SHA256 = "98b125c1e8988c803f25fe4590cc55488c4ac04cf62f33d90bde28cc98aabcb1"
 MODES_NAME = "modes_rna1.txt"
@@ -48,7 +57,7 @@ HOW_TO_GET = ("pass --data-dir DIR or set THERMOGFN_DATA_DIR to a folder holding
 _COMPLEMENT = str.maketrans("ACGU", "UGCA")
 
 
-def import_rna():  # noqa: ANN201 - the ViennaRNA module has no stubs
+def import_rna() -> ModuleType:
     """The ViennaRNA module ``RNA``; a one-line :class:`ThermoGFNError` when it is not installed."""
     try:
         import RNA
@@ -82,6 +91,12 @@ def targets_from_json(directory: str | os.PathLike) -> dict[int, tuple[str, floa
     return {k: (problems[f"L14_RNA{k}"]["target"], float(problems[f"L14_RNA{k}"]["norm"])) for k in (1, 2, 3)}
 
 
+def _default_context() -> str:
+    """'fork' where it is safe and cheap (Linux: no re-import of ``__main__``, ~10 ms start), else 'spawn'."""
+    return "fork" if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods() \
+        else "spawn"
+
+
 class RNABindingTask(Task):
     """L14_RNA{which}: sequences of 14 nt over ``UCGA`` scored by ViennaRNA duplex binding to a 100-nt target.
 
@@ -90,22 +105,25 @@ class RNABindingTask(Task):
     reference used). ``r`` is ~1 for the best binders and can exceed 1 or be negative.
 
     Shaping ``10 * (max(r, 0.001) / R_MAX)**8``. The true max over 4^14 is unknown (the reference scaled by
-    the max of an unpublished full table). Substitute: RNA1 ``R_MAX = 1.0545394628`` (the best of its 336
-    listed modes, which are local maxima and most likely include the table's max); RNA2/RNA3 ``R_MAX = 1.0``
-    (the normaliser's intended scale).
+    the max of an unpublished full table). Substitute ``R_MAX``: the best fitness reached by 300 steepest-ascent
+    hill climbs from random starts: RNA1 1.0545394628, RNA2 1.0147455208, RNA3 1.1164855553. For RNA1 this
+    equals the best of its 336 listed modes (local maxima, most likely including the table's max), which
+    supports the procedure; sequences beating it would get shaped rewards slightly above 10.
 
-    Modes: RNA1 has the 336-sequence list (:meth:`mode_index`, needs the data folder); RNA2/RNA3 use
-    :meth:`mode_rule` (``ThresholdModeRule(0.623, 2)``: the RNA1 list's minimum fitness and minimum
-    pairwise Hamming distance).
+    Modes: RNA1 has the 336-sequence list (:meth:`mode_index`, needs the data folder); RNA2/RNA3 have none and
+    use :meth:`mode_rule`: ``ThresholdModeRule(0.5911 * R_MAX, 3)``: the weakest listed RNA1 mode's share of
+    its max (0.623 / 1.0545; shaped reward 0.149), and the distance at which the rule, applied to RNA1 samples
+    in arbitrary order, counts about as many modes as the list has (see ``MODE_MIN_DISTANCE``).
 
     Rewards are cached by object index. Uncached batches of >= 256 sequences are scored by a reused process
-    pool of ``workers`` processes (default ``min(4, os.cpu_count())``; ``workers=1`` disables it).
+    pool of ``workers`` processes (default ``min(4, os.cpu_count())``; ``workers=1`` disables it), started
+    with ``mp_context`` (default 'fork' on Linux, else 'spawn'); a broken pool falls back to inline scoring.
     """
 
     alphabet = ALPHABET
 
     def __init__(self, which: int, data_dir: str | os.PathLike | None = None, workers: int | None = None,
-                 mp_context: str = "spawn") -> None:
+                 mp_context: str | None = None) -> None:
         if which not in (1, 2, 3):
             raise ThermoGFNError(f"RNA task must be 1, 2 or 3 (L14_RNA1/2/3), got {which!r}")
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
@@ -123,7 +141,7 @@ class RNABindingTask(Task):
                           f"differ from the reference: {INSTALL_HINT}", stacklevel=2)
         self.data_path = resolve_data_dir(data_dir, "rna")
         self.workers = workers if workers is not None else min(4, os.cpu_count() or 1)
-        self.mp_context = mp_context
+        self.mp_context = mp_context or _default_context()
         self.pool_min_batch = POOL_MIN_BATCH
         self.shaping = Shaping.scaled(exponent=8, r_min=0.001, s_max=10, r_max=R_MAX[which])
         self.defaults = TaskDefaults(hidden=1024, eps=0.01, rounds=5000, lr=1e-4)
@@ -155,13 +173,20 @@ class RNABindingTask(Task):
         if len(seqs) < self.pool_min_batch or self.workers <= 1:
             return fold_fitness((self.targets, self.norms, seqs))
         if self._pool is None:
-            import multiprocessing
-
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(self.mp_context))
-        n_chunks = 4 * self.workers
-        size = -(-len(seqs) // n_chunks)
+        size = -(-len(seqs) // (4 * self.workers))
         jobs = [(self.targets, self.norms, seqs[i:i + size]) for i in range(0, len(seqs), size)]
-        return [f for part in self._pool.map(fold_fitness, jobs) for f in part]
+        try:
+            with warnings.catch_warnings():  # Python >= 3.12 warns on fork() from a threaded process (torch)
+                warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+                return [f for part in self._pool.map(fold_fitness, jobs) for f in part]
+        except BrokenProcessPool as exc:
+            self.close()
+            self.workers = 1
+            warnings.warn(f"{self.name}: the reward process pool failed ({exc}); scoring inline from now on "
+                          "(with mp_context='spawn', guard your script with `if __name__ == '__main__':`)",
+                          RuntimeWarning, stacklevel=3)
+            return fold_fitness((self.targets, self.norms, seqs))
 
     @property
     def cache_size(self) -> int:
@@ -202,7 +227,12 @@ class RNABindingTask(Task):
 
     def mode_rule(self) -> ThresholdModeRule | None:
         """A fresh :class:`ThresholdModeRule` for RNA2/3 (no mode list exists); None for RNA1."""
-        return None if self.which == 1 else ThresholdModeRule(MODE_THRESHOLD, MODE_MIN_DISTANCE)
+        return None if self.which == 1 else ThresholdModeRule(self.mode_threshold, MODE_MIN_DISTANCE)
+
+    @property
+    def mode_threshold(self) -> float:
+        """Raw-fitness threshold of :meth:`mode_rule`: ``0.5911 * R_MAX`` (RNA1: its weakest listed mode)."""
+        return MODE_FRACTION * R_MAX[self.which]
 
     # -- strings ---------------------------------------------------------------------------------------
     def decode(self, x: torch.Tensor) -> list[str]:
@@ -211,7 +241,3 @@ class RNABindingTask(Task):
     def encode(self, strings: list[str]) -> torch.Tensor:
         return strings_to_objects(strings, ALPHABET, LENGTH)
 
-
-def modes_path(data_dir: str | os.PathLike | None = None) -> Path:
-    """Checked path of ``modes_rna1.txt`` (raises DataNotFoundError when absent)."""
-    return require_file(resolve_data_dir(data_dir, "rna"), MODES_NAME, MODES_SHA256, HOW_TO_GET)
