@@ -74,7 +74,7 @@ def evaluate(loaded: LoadedRun, betas: list[float], exact: bool | None = None, s
         if samples > 0:
             x, raw = draw_samples(trainer, beta, samples, seed)
             index = task.object_index(x)
-            row.update(sample_summary(x, raw, index, None, task.distance))
+            row.update(sample_summary(x, raw, index, None, task.distance, diversity=task.diversity))
             row["modes"] = counter.count_in(x, index, raw) if counter is not None else None
         out["betas"][format_beta(beta)] = row
     return out

@@ -8,6 +8,7 @@ mean over unordered pairs: the sum over i < j divided by n(n-1)/2 (the reference
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -244,6 +245,7 @@ def sample_summary(
     mode_index: torch.Tensor | None,
     metric: Metric = "hamming",
     k: int = 100,
+    diversity: Callable[[torch.Tensor], float] | None = None,
 ) -> dict[str, float | int | None]:
     """Summary of one batch of samples.
 
@@ -264,7 +266,7 @@ def sample_summary(
         "fraction_unique": n_unique / n if n else math.nan,
         "mean_reward": float(raw.double().mean()) if n else math.nan,
         "top100_reward": float(raw[idx].double().mean()) if idx.numel() else math.nan,
-        "top100_diversity": mean_pairwise_distance(x[idx], metric),
+        "top100_diversity": diversity(x[idx]) if diversity is not None else mean_pairwise_distance(x[idx], metric),
         "k": k,
         "modes": modes,
     }

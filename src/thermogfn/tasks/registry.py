@@ -1,12 +1,13 @@
-"""Build a task from its name (``tfbind8``, ``qm9str``, ``hypergrid``) or a custom spec (``file.py:fn``)."""
+"""Build a task from its name (one of ``TASKS``: ``tfbind8``, ``qm9str``, ``sehstr``, ...) or a custom spec."""
 
 from __future__ import annotations
 
 from thermogfn.errors import ThermoGFNError
 from thermogfn.tasks.base import Task
 
-TASKS: tuple[str, ...] = ("tfbind8", "qm9str", "hypergrid")
-_TASK_OPTIONS = {"tfbind8": (), "qm9str": (), "hypergrid": ("ndim", "height", "r0", "r1", "r2")}
+TASKS: tuple[str, ...] = ("tfbind8", "qm9str", "sehstr", "hypergrid", "rna1", "rna2", "rna3")
+_TASK_OPTIONS = {"tfbind8": (), "qm9str": (), "sehstr": (), "hypergrid": ("ndim", "height", "r0", "r1", "r2")}
+_TASK_OPTIONS.update({f"rna{k}": ("workers",) for k in (1, 2, 3)})
 _CUSTOM_OPTIONS = ("exponent", "name")
 
 
@@ -23,7 +24,7 @@ def make_task(name_or_spec: str, *, data_dir: str | None = None, alphabet: str |
     """A task by name, or a :class:`CustomTask` for a spec with ``':'`` (needs ``alphabet``, ``length``).
 
     ``kwargs`` whose value is None are ignored; hypergrid takes ``ndim``, ``height`` (and ``r0``, ``r1``,
-    ``r2``); custom specs take ``exponent`` and ``name``.
+    ``r2``), rna1/2/3 take ``workers``; custom specs take ``exponent`` and ``name``.
     """
     opts = {k: v for k, v in kwargs.items() if v is not None}
     spec = str(name_or_spec).strip()
@@ -54,6 +55,14 @@ def make_task(name_or_spec: str, *, data_dir: str | None = None, alphabet: str |
         from thermogfn.tasks.qm9str import QM9StrTask
 
         return QM9StrTask(data_dir)
+    if key == "sehstr":
+        from thermogfn.tasks.sehstr import SEHStrTask
+
+        return SEHStrTask(data_dir)
+    if key in ("rna1", "rna2", "rna3"):
+        from thermogfn.tasks.rna import RNABindingTask
+
+        return RNABindingTask(int(key[-1]), data_dir, **opts)
     from thermogfn.tasks.hypergrid import HypergridTask
 
     return HypergridTask(**opts)
