@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from thermogfn.errors import ThermoGFNError
-from thermogfn.tasks.base import Shaping, Task, TaskDefaults, objects_to_strings, strings_to_objects
+from thermogfn.tasks.base import Shaping, TaskDefaults
+from thermogfn.tasks.blocks import BlockStringTask
 from thermogfn.tasks.data import data_dir as resolve_data_dir
 from thermogfn.tasks.data import require_file
 
@@ -24,7 +25,7 @@ HOW_TO_GET = ("pass --data-dir DIR or set THERMOGFN_DATA_DIR to a folder holding
               "dbsxodud-11/logit-gfn datasets/qm9str, converted as in shared/data/qm9str/README.md)")
 
 
-class QM9StrTask(Task):
+class QM9StrTask(BlockStringTask):
     """Strings of 5 blocks over ``0123456789a``; raw reward = proxy gap (607 are <= 0: shaping clips them).
 
     Shaping ``100 * (max(r, 0.001) / max r)**5``; modes: the 364 given strings.
@@ -46,39 +47,11 @@ class QM9StrTask(Task):
         self._table = torch.from_numpy(r.astype(np.float64))
         self.shaping = Shaping.scaled(exponent=5, r_min=0.001, s_max=100, r_max=float(self._table.max()))
         self.defaults = TaskDefaults(hidden=1024, eps=0.1, rounds=2000, lr=1e-4)
-        self._modes: torch.Tensor | None = None
+        self.modes_file = (MODES_NAME, MODES_SHA256, N_MODES)
+        self.how_to_get = HOW_TO_GET
 
     def raw_reward(self, x: torch.Tensor) -> torch.Tensor:
         return self._table[self.object_index(x)]
 
     def table(self) -> torch.Tensor:
         return self._table
-
-    def mode_index(self) -> torch.Tensor:
-        if self._modes is None:
-            path = require_file(self.data_path, MODES_NAME, MODES_SHA256, HOW_TO_GET)
-            strings = path.read_text(encoding="utf-8").split()
-            idx = torch.unique(self.object_index(self.encode(strings)))
-            if len(idx) != N_MODES:
-                raise ThermoGFNError(f"{path} lists {len(idx)} distinct modes, expected {N_MODES}; "
-                                     "re-download it")
-            self._modes = idx
-        return self._modes
-
-    def smiles(self, x: torch.Tensor) -> list[str | None]:
-        """SMILES of the molecules the block strings decode to (see :mod:`thermogfn.chem`)."""
-        from thermogfn.chem import decode_smiles
-
-        return decode_smiles(self.name, x, self.data_path)
-
-    def diversity(self, x: torch.Tensor) -> float:
-        """Mean pairwise ``1 - Tanimoto`` (Morgan r=2, 1024 bits); Hamming without RDKit (warned once)."""
-        from thermogfn.chem import molecule_diversity
-
-        return molecule_diversity(self, x)
-
-    def decode(self, x: torch.Tensor) -> list[str]:
-        return objects_to_strings(x, ALPHABET)
-
-    def encode(self, strings: list[str]) -> torch.Tensor:
-        return strings_to_objects(strings, ALPHABET, LENGTH)

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from thermogfn.errors import ThermoGFNError
-from thermogfn.tasks.base import Shaping, Task, TaskDefaults, objects_to_strings, strings_to_objects
+from thermogfn.tasks.base import Shaping, TaskDefaults
+from thermogfn.tasks.blocks import BlockStringTask
 from thermogfn.tasks.data import data_dir as resolve_data_dir
 from thermogfn.tasks.data import require_file
 
@@ -125,7 +126,7 @@ def load_proxy(path: str | os.PathLike) -> GBTProxy:
     return GBTProxy(**arrays, baseline=baseline, n_blocks=N_BLOCKS, length=LENGTH)
 
 
-class SEHStrTask(Task):
+class SEHStrTask(BlockStringTask):
     """Strings of 6 blocks over ``0123456789abcdefgh``; raw reward = the GBT proxy (mean about 4.49).
 
     Shaping ``10 * (max(r, 0.001) / R_MAX)**6`` with the exact maximum :data:`R_MAX`; modes: the 159 given
@@ -142,7 +143,8 @@ class SEHStrTask(Task):
         self.proxy = load_proxy(require_file(self.data_path, TREES_NAME, TREES_SHA256, HOW_TO_GET))
         self.shaping = Shaping.scaled(exponent=6, r_min=0.001, s_max=10, r_max=R_MAX)
         self.defaults = TaskDefaults(hidden=1024, eps=0.1, rounds=2000, lr=1e-4)
-        self._modes: torch.Tensor | None = None
+        self.modes_file = (MODES_NAME, MODES_SHA256, N_MODES)
+        self.how_to_get = HOW_TO_GET
 
     def raw_reward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proxy(x.cpu()).to(x.device)
@@ -150,31 +152,3 @@ class SEHStrTask(Task):
     def log_reward_bound(self) -> float:
         """log R of the exact maximum :data:`R_MAX`, i.e. ``log 10``."""
         return float(self.shaping.log_reward(torch.tensor([R_MAX], dtype=torch.float64))[0])
-
-    def mode_index(self) -> torch.Tensor:
-        if self._modes is None:
-            path = require_file(self.data_path, MODES_NAME, MODES_SHA256, HOW_TO_GET)
-            idx = torch.unique(self.object_index(self.encode(path.read_text(encoding="utf-8").split())))
-            if len(idx) != N_MODES:
-                raise ThermoGFNError(f"{path} lists {len(idx)} distinct modes, expected {N_MODES}; "
-                                     "re-download it")
-            self._modes = idx
-        return self._modes
-
-    def smiles(self, x: torch.Tensor) -> list[str | None]:
-        """SMILES of the molecules the block strings decode to (see :mod:`thermogfn.chem`)."""
-        from thermogfn.chem import decode_smiles
-
-        return decode_smiles(self.name, x, self.data_path)
-
-    def diversity(self, x: torch.Tensor) -> float:
-        """Mean pairwise ``1 - Tanimoto`` (Morgan r=2, 1024 bits); Hamming without RDKit (warned once)."""
-        from thermogfn.chem import molecule_diversity
-
-        return molecule_diversity(self, x)
-
-    def decode(self, x: torch.Tensor) -> list[str]:
-        return objects_to_strings(x, ALPHABET)
-
-    def encode(self, strings: list[str]) -> torch.Tensor:
-        return strings_to_objects(strings, ALPHABET, LENGTH)
