@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from thermogfn.config import RunConfig
 from thermogfn.errors import Interrupted, ThermoGFNError
 
 CONDITIONING_CHOICES = ["none", "layer", "logit", "logit+layer"]
@@ -170,6 +171,78 @@ def eval_(rundir: str, betas: str, exact: bool | None, samples: int, seed: int, 
     for beta, row in result["betas"].items():
         cells = [_fmt(row.get(k)) for k in present]
         click.echo(f"| {beta} | " + " | ".join(cells) + " |")
+
+
+@cli.group()
+def bench() -> None:
+    """The paper's protocols over several methods and seeds, with tables and plots."""
+
+
+def _bench_options(default_rounds: int | None, default_prior: str):
+    def wrap(f):
+        for opt in reversed([
+            click.option("--task", default="tfbind8", show_default=True),
+            click.option("--data-dir", default=None),
+            click.option("--methods", default="logit,layer,logit+layer,none", show_default=True),
+            click.option("--seeds", type=int, default=3, show_default=True),
+            click.option("--rounds", type=int, default=default_rounds,
+                         help="Training rounds per run (default: the task's)" if default_rounds is None else None,
+                         show_default=default_rounds is not None),
+            click.option("--beta-train", default=default_prior, show_default=True),
+            click.option("--lr", type=float, default=None), click.option("--hidden", type=int, default=None),
+            click.option("--batch-size", type=int, default=32, show_default=True),
+            click.option("--jobs", type=int, default=1, show_default=True, help="Runs trained in parallel"),
+            click.option("--out", required=True, type=click.Path(file_okay=False)),
+        ]):
+            f = opt(f)
+        return f
+    return wrap
+
+
+def _bench_base(kw: dict, **extra) -> RunConfig:
+    from thermogfn.config import RunConfig
+    from thermogfn.policy import ModelConfig
+
+    return RunConfig(task=kw["task"], data_dir=kw["data_dir"], steps=kw["rounds"], beta_train=kw["beta_train"],
+                     lr=kw["lr"], batch_size=kw["batch_size"], model=ModelConfig(hidden=kw["hidden"]),
+                     checkpoint_every=250, **extra)
+
+
+@bench.command(name="mode-seeking")
+@_bench_options(None, "uniform:1:3")
+@click.option("--checkpoints", default=None, help="Rounds to report at (default: 1/4, 1/2, 3/4 and all rounds)")
+def bench_mode_seeking(**kw) -> None:
+    """Online mode discovery: modes, top-100 reward and diversity over training samples, per method."""
+    from thermogfn.bench.protocols import mode_seeking
+    from thermogfn.bench.runs import parse_methods
+    from thermogfn.train import load_task
+
+    base = _bench_base(kw)
+    rounds = kw["rounds"] or load_task(base).defaults.rounds
+    base.steps = rounds
+    checkpoints = ([int(c) for c in kw["checkpoints"].split(",")] if kw["checkpoints"]
+                   else [rounds // 4, rounds // 2, 3 * rounds // 4, rounds])
+    if any(c < 1 or c > rounds for c in checkpoints):
+        raise ThermoGFNError(f"--checkpoints must lie in 1..{rounds}")
+    result = mode_seeking(Path(kw["out"]), base, parse_methods(kw["methods"]), kw["seeds"], checkpoints,
+                          kw["jobs"], echo=lambda m: click.echo(m, err=True))
+    click.echo(result["table"])
+
+
+@bench.command(name="offline")
+@_bench_options(1000, "uniform:10:50")
+@click.option("--betas", default="1,5,10,50,100,500,1000", show_default=True)
+@click.option("--samples", type=int, default=2048, show_default=True)
+@click.option("--offline-data", default=None, help="CSV sequence,reward (default: bottom half of the table)")
+def bench_offline(**kw) -> None:
+    """Offline generalisation to unseen temperatures: train on data, test at betas outside the range."""
+    from thermogfn.bench.protocols import offline
+    from thermogfn.bench.runs import parse_methods
+
+    base = _bench_base(kw, offline_data=kw["offline_data"])
+    result = offline(Path(kw["out"]), base, parse_methods(kw["methods"]), kw["seeds"], _parse_betas(kw["betas"]),
+                     kw["samples"], kw["jobs"], echo=lambda m: click.echo(m, err=True))
+    click.echo(result["table"])
 
 
 def _fmt(v: object) -> str:

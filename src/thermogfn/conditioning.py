@@ -3,9 +3,8 @@
 Design (measured in benchmarks/beta_input.py, documented in the README):
 - the small MLPs see ``log(beta)`` by default (``beta_input='log'``), so beta = 1000 at test time is an
   input of 6.9 rather than 1000;
-- ``positive`` g is a power law times a bounded correction, ``g = beta**w * exp(tanh-MLP(log beta))``,
-  initialised at g = 1: it stays positive and extrapolates as a power law (the optimal logits grow
-  linearly in beta at high beta, i.e. w -> 1);
+- ``positive`` g is flexible inside the training range and a power law outside it, continuing log g
+  linearly in log beta with its slope at the range's end (the optimal logits grow like beta at high beta);
 - ``signed`` g is the reference's: a LeakyReLU MLP with no output activation (may go negative);
 - log Z(beta) has the exact structural form of the true one (see :class:`LogZ`): log N at beta = 0, convex,
   slope bounded by the maximum log-reward, so it extrapolates to beta = 1000 without blowing up.
@@ -81,9 +80,16 @@ class BetaEmbedding(nn.Module):
 
 
 class LogitScale(nn.Module):
-    """g(beta), the scalar that multiplies the policy's logits (the paper's contribution)."""
+    """g(beta), the scalar that multiplies the policy's logits (the paper's contribution).
 
-    def __init__(self, kind: str = "positive", beta_input: str = "log", hidden: int = 32):
+    ``positive`` (default): inside the training range ``[lo, hi]`` of beta,
+    ``log g = w * log(beta) + MLP_tanh(log beta)``, initialised at g = 1; outside it, log g continues as a
+    straight line in log beta with the (non-negative) slope it has at the nearer end of the range, i.e. a
+    power law. ``signed``: the reference's LeakyReLU MLP of the beta feature, no output activation.
+    """
+
+    def __init__(self, kind: str = "positive", beta_input: str = "log", support: tuple[float, float] = (1.0, 1.0),
+                 hidden: int = 32):
         super().__init__()
         if kind not in G_KINDS:
             raise ValueError(f"g must be one of {G_KINDS}")
@@ -92,14 +98,26 @@ class LogitScale(nn.Module):
         if kind == "positive":
             self.net = _zero_last(mlp([1, hidden, hidden, 1], nn.Tanh))
             self.power = nn.Parameter(torch.zeros(()))
+            self.register_buffer("log_range", torch.log(torch.tensor([float(support[0]), float(support[1])])))
         else:
             self.net = _zero_last(mlp([1, hidden, hidden, hidden, hidden, 1]), bias=1.0)
 
+    def _log_g(self, u: torch.Tensor) -> torch.Tensor:
+        return self.power * u + self.net(u.unsqueeze(-1)).squeeze(-1)
+
     def forward(self, beta: torch.Tensor) -> torch.Tensor:
-        out = self.net(self.feature(beta)).squeeze(-1)
         if self.kind == "signed":
-            return out
-        return torch.exp(self.power * torch.log(beta) + out)
+            return self.net(self.feature(beta)).squeeze(-1)
+        u = torch.log(beta)
+        lo, hi = self.log_range[0], self.log_range[1]
+        step = 0.05
+        ends = torch.stack([lo, lo + step, hi - step, hi])
+        at = self._log_g(ends)
+        slope_lo = ((at[1] - at[0]) / step).clamp_min(0.0)
+        slope_hi = ((at[3] - at[2]) / step).clamp_min(0.0)
+        inside = self._log_g(u.clamp(lo, hi))
+        beyond = torch.where(u > hi, slope_hi * (u - hi), torch.where(u < lo, slope_lo * (u - lo), 0.0))
+        return torch.exp(inside + beyond)
 
 
 class LogZ(nn.Module):

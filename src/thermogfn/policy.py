@@ -74,8 +74,9 @@ class GFlowNetModel(nn.Module):
         self.pb_head = nn.Linear(cfg.hidden, mdp.n_back) if cfg.learn_pb else None
         # log F(s; beta) = beta * u(s) + v(s): first order in beta, exact at a fixed beta
         self.flow_head = nn.Linear(cfg.hidden, 2) if with_flow else None
-        self.g_forward = LogitScale(cfg.g_kind, cfg.beta_input) if self.use_logit else None
-        self.g_backward = LogitScale(cfg.g_kind, cfg.beta_input) if self.use_logit and cfg.learn_pb else None
+        self.g_forward = LogitScale(cfg.g_kind, cfg.beta_input, beta_support) if self.use_logit else None
+        self.g_backward = (LogitScale(cfg.g_kind, cfg.beta_input, beta_support)
+                           if self.use_logit and cfg.learn_pb else None)
         self.log_z = ConstantLogZ(mdp.log_n_objects) if cfg.conditioning == "none" else LogZ(mdp.log_n_objects)
 
     def policy_parameters(self) -> list[nn.Parameter]:

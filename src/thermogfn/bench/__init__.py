@@ -1,0 +1,1 @@
+"""The paper's protocols as commands: online mode seeking and offline generalisation across temperatures."""

@@ -1,0 +1,112 @@
+"""Planning and running the (method, seed) runs of a benchmark, reusing runs that are already complete."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from thermogfn.config import RunConfig
+from thermogfn.errors import ThermoGFNError
+from thermogfn.rundir import RunDir
+
+GFN_METHODS = ("logit", "layer", "logit+layer", "none")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a benchmark: a method, a seed, its config and its directory."""
+
+    method: str
+    seed: int
+    cfg: RunConfig
+    path: Path
+
+
+def method_config(method: str, base: RunConfig, fixed_beta: float = 1.0) -> RunConfig:
+    """The run config of a benchmark method: a GFlowNet conditioning mode (``none`` trains at one beta)."""
+    if method not in GFN_METHODS:
+        raise ThermoGFNError(f"unknown method {method!r}; choose from {', '.join(GFN_METHODS)}")
+    model = dataclasses.replace(base.model, conditioning=method)
+    if method == "none":
+        return dataclasses.replace(base, model=model, beta_train=f"constant:{fixed_beta:g}",
+                                   beta_explore=f"constant:{fixed_beta:g}")
+    return dataclasses.replace(base, model=model)
+
+
+def parse_methods(text: str) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    if not methods:
+        raise ThermoGFNError("--methods is empty; e.g. --methods logit,layer,logit+layer,none")
+    for m in methods:
+        method_config(m, RunConfig())
+    return methods
+
+
+def plan(out: Path, base: RunConfig, methods: list[str], seeds: int, fixed_beta: float = 1.0) -> list[RunSpec]:
+    if seeds < 1:
+        raise ThermoGFNError("--seeds must be at least 1")
+    return [RunSpec(m, s, dataclasses.replace(method_config(m, base, fixed_beta), seed=s),
+                    out / "runs" / f"{m}-s{s}") for m in methods for s in range(seeds)]
+
+
+def is_complete(spec: RunSpec) -> bool:
+    """The run directory holds a finished run of exactly this config (so it is reused, not recomputed)."""
+    run = RunDir(spec.path)
+    if not run.is_run():
+        return False
+    try:
+        cfg = run.load_config()
+    except ThermoGFNError:
+        return False
+    newest = run.checkpoint_paths()[:1]
+    return cfg.steps == spec.cfg.steps and bool(newest) and int(newest[0].stem.split("_")[1]) == cfg.steps
+
+
+def _execute(spec: RunSpec) -> str:
+    import torch
+
+    from thermogfn.train import train
+
+    torch.set_num_threads(1)
+    run = RunDir(spec.path)
+    resume = run.is_run()
+    if resume:
+        try:
+            same = run.load_config().identity() == _resolved_identity(spec)
+        except ThermoGFNError:
+            same = False
+        if not same:
+            run.clear()
+            resume = False
+    train(spec.cfg, spec.path, progress=False, resume=resume)
+    return f"{spec.method} seed {spec.seed}"
+
+
+def _resolved_identity(spec: RunSpec) -> dict:
+    from thermogfn.train import load_task, resolve
+
+    return resolve(spec.cfg, load_task(spec.cfg)).identity()
+
+
+def run_all(specs: list[RunSpec], jobs: int = 1, echo=print) -> None:
+    """Train every spec that is not complete yet (resuming partial runs), ``jobs`` processes at a time."""
+    todo = [s for s in specs if not is_complete(s)]
+    for s in specs:
+        if s not in todo:
+            echo(f"reusing {s.path}")
+    if not todo:
+        return
+    echo(f"training {len(todo)} run(s) with {jobs} process(es)")
+    if jobs <= 1:
+        for i, spec in enumerate(todo, 1):
+            echo(f"[{i}/{len(todo)}] done: {_execute(spec)}")
+        return
+    ctx = "fork" if os.name == "posix" else None
+    import multiprocessing
+
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(ctx)) as pool:
+        for i, name in enumerate(pool.map(_execute, todo), 1):
+            echo(f"[{i}/{len(todo)}] done: {name}")

@@ -1,0 +1,65 @@
+"""The beta networks: g(beta) positive and a power law outside the training range; log Z(beta) exact at
+beta = 0, convex, with slope bounded by the log-reward ceiling; thermometer clamped."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from thermogfn.conditioning import LogitScale, LogZ, Thermometer
+
+
+def _randomise(module: torch.nn.Module, seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.7)
+
+
+def test_positive_g_starts_at_one_and_extrapolates_as_a_power_law():
+    g = LogitScale("positive", support=(1.0, 3.0))
+    assert torch.allclose(g(torch.tensor([0.1, 1.0, 2.0, 1000.0])), torch.ones(4))
+    for seed in range(5):
+        _randomise(g, seed)
+        with torch.no_grad():
+            big = torch.tensor([3.0, 10.0, 100.0, 1000.0])
+            log_g = torch.log(g(big))
+            slopes = (log_g[1:] - log_g[:-1]) / (torch.log(big[1:]) - torch.log(big[:-1]))
+            assert (g(torch.logspace(-3, 4, 50)) > 0).all()
+            assert torch.allclose(slopes, slopes[0].expand(3), atol=1e-4)  # one straight line in log-log
+            assert slopes[0] >= 0
+            inside = torch.linspace(1.0, 3.0, 9)
+            assert torch.isfinite(g(inside)).all()
+
+
+def test_signed_g_is_the_reference_mlp():
+    g = LogitScale("signed", beta_input="raw")
+    assert torch.allclose(g(torch.tensor([1.0, 7.0])), torch.ones(2))
+    _randomise(g, 0)
+    assert torch.isfinite(g(torch.tensor([1000.0]))).all()
+
+
+def test_log_z_is_exact_at_zero_convex_and_slope_bounded():
+    log_n = 8 * math.log(4)
+    z = LogZ(log_n).double()
+    z.set_ceiling(2.3)
+    for seed in range(5):
+        _randomise(z, seed)
+        with torch.no_grad():
+            assert abs(float(z(torch.tensor([1e-9], dtype=torch.float64))) - log_n) < 1e-6
+            beta = torch.linspace(0.01, 200.0, 2000, dtype=torch.float64)
+            values = z(beta)
+            slope = torch.diff(values) / torch.diff(beta)
+            assert (torch.diff(slope) >= -1e-9).all()  # convex
+            assert (slope <= 2.3 + 1e-9).all()  # never steeper than the ceiling
+            assert torch.isfinite(z(torch.tensor([1e4], dtype=torch.float64))).all()
+
+
+def test_thermometer_is_clamped():
+    t = Thermometer(1.0, 3.0, bins=8)
+    codes = t(torch.tensor([0.1, 1.0, 2.0, 3.0, 1000.0]))
+    assert codes.min() >= 0 and codes.max() <= 1
+    assert torch.equal(codes[0], torch.zeros(8)) and torch.equal(codes[-1], torch.ones(8))
+    assert torch.equal(codes[3], codes[4])
+    assert float(codes[2].sum()) == 4.0
