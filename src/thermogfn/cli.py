@@ -15,6 +15,7 @@ from thermogfn.config import RunConfig
 from thermogfn.errors import Interrupted, ThermoGFNError
 
 CONDITIONING_CHOICES = ["none", "layer", "logit", "logit+layer"]
+MAX_BETA = 1e6
 
 
 def _parse_betas(text: str) -> list[float]:
@@ -22,8 +23,8 @@ def _parse_betas(text: str) -> list[float]:
         betas = [float(b) for b in text.split(",") if b.strip()]
     except ValueError:
         raise ThermoGFNError(f"--betas {text!r} is not a comma-separated list of numbers (e.g. 1,2,3)") from None
-    if not betas or any(not (b > 0 and b < float("inf")) for b in betas):
-        raise ThermoGFNError(f"--betas {text!r} must list positive finite numbers (e.g. 1,2,3)")
+    if not betas or any(not (0 < b <= MAX_BETA) for b in betas):
+        raise ThermoGFNError(f"--betas {text!r} must list positive numbers up to {MAX_BETA:g} (e.g. 1,2,3)")
     return betas
 
 
@@ -40,6 +41,7 @@ def cli() -> None:
 @click.option("--alphabet", default=None, help="Custom tasks: the sequence alphabet, e.g. ACGT")
 @click.option("--length", type=int, default=None, help="Custom tasks: the sequence length")
 @click.option("--reward-min", type=float, default=None, help="Custom tasks: floor raw rewards at this value")
+@click.option("--reward-timeout", type=float, default=None, help="Custom tasks: seconds one reward call may take")
 @click.option("--ndim", type=int, default=4, show_default=True, help="Hypergrid: dimensions")
 @click.option("--height", type=int, default=8, show_default=True, help="Hypergrid: side length")
 @click.option("--conditioning", type=click.Choice(CONDITIONING_CHOICES), default="logit", show_default=True)
@@ -78,7 +80,6 @@ def train(**kw) -> None:
     from thermogfn.config import RunConfig
     from thermogfn.policy import ModelConfig
     from thermogfn.rundir import RunDir, run_lock
-    from thermogfn.train import load_task, resolve
     from thermogfn.train import train as run_training
 
     out, resume, overwrite, progress = kw.pop("out"), kw.pop("resume"), kw.pop("overwrite"), kw.pop("progress")
@@ -96,9 +97,6 @@ def train(**kw) -> None:
                                 layers=kw.pop("layers"), learn_pb=kw.pop("learn_pb"), g_kind=kw.pop("g_kind"),
                                 beta_input=kw.pop("beta_input"), layer_encoding=kw.pop("layer_encoding"))
             cfg = RunConfig(model=model, **kw)
-            if overwrite:
-                resolve(cfg, load_task(cfg))  # validate before anything already written is removed
-                run.clear()
         trainer = run_training(cfg, run.path, progress=progress, resume=resume)
         _write_plots(run, trainer)
     modes = ""
@@ -130,8 +128,8 @@ def sample(rundir: str, beta: float, n: int, seed: int, out_file: str | None) ->
     from thermogfn.evaluate import draw_samples, load_run
     from thermogfn.rundir import atomic_write_text
 
-    if not (beta > 0 and beta < float("inf")) or n < 1:
-        raise ThermoGFNError("--beta must be a positive finite number and -n at least 1")
+    if not (0 < beta <= MAX_BETA) or n < 1:
+        raise ThermoGFNError(f"--beta must be a positive number up to {MAX_BETA:g} and -n at least 1")
     loaded = load_run(rundir)
     x, raw = draw_samples(loaded.trainer, beta, n, seed)
     buf = io.StringIO()

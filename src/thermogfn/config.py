@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ class RunConfig:
     alphabet: str | None = None  # custom tasks
     length: int | None = None  # custom tasks
     reward_min: float | None = None  # custom tasks: floor raw rewards at this value (default: reject <= 0)
+    reward_timeout: float | None = None  # custom tasks: seconds one call of the reward function may take
     ndim: int = 4  # hypergrid
     height: int = 8  # hypergrid
     mdp: str | None = None  # prepend-append for sequences, hypergrid for the hypergrid
@@ -53,13 +55,10 @@ class RunConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        data = dict(data)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ThermoGFNError(f"unknown config keys {sorted(unknown)}; this config is from another version")
-        model = ModelConfig(**data.pop("model", {}))
+    def from_dict(cls, data: Any) -> RunConfig:
+        """A config from its JSON form; wrong keys or value types raise ThermoGFNError."""
+        data = _checked_fields(cls, data, "run config")
+        model = ModelConfig(**_checked_fields(ModelConfig, data.pop("model", {}), "model config"))
         return cls(model=model, **data)
 
     def identity(self) -> dict[str, Any]:
@@ -68,3 +67,23 @@ class RunConfig:
         for key in IDENTITY_EXCLUDES:
             d.pop(key, None)
         return d
+
+
+def _checked_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
+    """``data`` as keyword arguments of dataclass ``cls``, every value of its declared type."""
+    if not isinstance(data, dict):
+        raise ThermoGFNError(f"the {what} is a JSON {type(data).__name__}, not an object")
+    hints = typing.get_type_hints(cls)
+    unknown = set(data) - set(hints)
+    if unknown:
+        raise ThermoGFNError(f"unknown {what} keys {sorted(unknown)}; it is from another version")
+    for key, value in data.items():
+        allowed = typing.get_args(hints[key]) or (hints[key],)
+        if hints[key] is ModelConfig:
+            continue
+        ok = any(value is None if t is type(None) else
+                 isinstance(value, t) and not (t in (int, float) and isinstance(value, bool))
+                 or (t is float and isinstance(value, int) and not isinstance(value, bool)) for t in allowed)
+        if not ok:
+            raise ThermoGFNError(f"{what} field {key!r} is {value!r}, not of type {hints[key]}")
+    return dict(data)

@@ -64,8 +64,8 @@ class RunDir:
             raise ThermoGFNError(f"{self.path} is not a run directory (no {CONFIG}); "
                                  "pass the --out folder of a `thermogfn train` run")
         try:
-            return RunConfig.from_dict(json.loads(self.config_path.read_text()))
-        except (json.JSONDecodeError, TypeError) as exc:
+            return RunConfig.from_dict(json.loads(self.config_path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as exc:  # bad JSON, undecodable bytes
             raise ThermoGFNError(f"{self.config_path} is not a valid run config ({exc}); "
                                  "re-run `thermogfn train`") from None
 

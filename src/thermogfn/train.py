@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import signal
 import threading
 import time
@@ -27,7 +28,9 @@ from thermogfn.tasks import Task, make_task
 
 def load_task(cfg: RunConfig) -> Task:
     """The task a config names (data loaded and checked)."""
-    extra = {"ndim": cfg.ndim, "height": cfg.height} if cfg.task == "hypergrid" else {}
+    extra: dict[str, Any] = {"ndim": cfg.ndim, "height": cfg.height} if cfg.task == "hypergrid" else {}
+    if ":" in cfg.task:
+        extra["timeout"] = cfg.reward_timeout
     return make_task(cfg.task, data_dir=cfg.data_dir, alphabet=cfg.alphabet, length=cfg.length,
                      reward_min=cfg.reward_min, **extra)
 
@@ -35,7 +38,7 @@ def load_task(cfg: RunConfig) -> Task:
 def resolve(cfg: RunConfig, task: Task) -> RunConfig:
     """Fill ``None`` fields with the task's defaults and check the combination; returns a new config."""
     d = task.defaults
-    model = dataclasses.replace(cfg.model, hidden=cfg.model.hidden or d.hidden)
+    model = dataclasses.replace(cfg.model, hidden=cfg.model.hidden if cfg.model.hidden is not None else d.hidden)
     out = dataclasses.replace(
         cfg, model=model, mdp=cfg.mdp or task.mdp_kinds[0], steps=cfg.steps if cfg.steps is not None else d.rounds,
         eps=cfg.eps if cfg.eps is not None else d.eps, lr=cfg.lr if cfg.lr is not None else d.lr,
@@ -52,11 +55,33 @@ def resolve(cfg: RunConfig, task: Task) -> RunConfig:
         if model.conditioning == "none" and prior.kind != "constant":
             raise ThermoGFNError(f"conditioning 'none' trains a plain GFlowNet at one fixed beta; "
                                  f"use constant priors (e.g. --beta-train constant:1), not {spec!r}")
-    if out.steps < 0 or out.batch_size < 1 or out.replay_batch < 0:
-        raise ThermoGFNError("--steps must be >= 0, --batch-size >= 1 and --replay-batch >= 0")
+    _check_numbers(out)
     if not 0 <= out.eps <= 1:
         raise ThermoGFNError(f"--eps must be in [0, 1], got {out.eps}")
     return out
+
+
+def _check_numbers(cfg: RunConfig) -> None:
+    """One-line errors for numeric settings outside their sensible range."""
+    checks = [
+        ("--steps", cfg.steps, cfg.steps >= 0, ">= 0"),
+        ("--batch-size", cfg.batch_size, cfg.batch_size >= 1, ">= 1"),
+        ("--replay-batch", cfg.replay_batch, cfg.replay_batch >= 0, ">= 0"),
+        ("--lr", cfg.lr, math.isfinite(cfg.lr) and cfg.lr > 0, "a positive finite number"),
+        ("--lr-logz", cfg.lr_logz, math.isfinite(cfg.lr_logz) and cfg.lr_logz > 0, "a positive finite number"),
+        ("--grad-clip", cfg.grad_clip, cfg.grad_clip > 0, "> 0"),
+        ("--subtb-lambda", cfg.subtb_lambda, math.isfinite(cfg.subtb_lambda) and cfg.subtb_lambda > 0, "> 0"),
+        ("--hidden", cfg.model.hidden, 1 <= cfg.model.hidden <= 65536, "in 1..65536"),
+        ("--layers", cfg.model.layers, 1 <= cfg.model.layers <= 64, "in 1..64"),
+        ("--log-every", cfg.log_every, cfg.log_every >= 1, ">= 1"),
+        ("--checkpoint-every", cfg.checkpoint_every, cfg.checkpoint_every >= 1, ">= 1"),
+        ("--max-consecutive-skips", cfg.max_consecutive_skips, cfg.max_consecutive_skips >= 1, ">= 1"),
+        ("--seed", cfg.seed, 0 <= cfg.seed < 2**63, "in 0..2^63-1"),
+        ("--replay-top-fraction", cfg.replay_top_fraction, 0 < cfg.replay_top_fraction <= 1, "in (0, 1]"),
+    ]
+    for flag, value, ok, rule in checks:
+        if not ok:
+            raise ThermoGFNError(f"{flag} must be {rule}, got {value}")
 
 
 def build_model(cfg: RunConfig, task: Task) -> GFlowNetModel:
@@ -276,19 +301,26 @@ def train(cfg: RunConfig, out: str | Path, *, task: Task | None = None, progress
 
     run = RunDir(out)
     trainer = Trainer(cfg, task)
+    fresh = not resume  # a fresh run replaces what ``out`` held, but only once its first round has worked
     if resume:
         state = run.load_latest_checkpoint()
         if state is not None:
             trainer.load_state_dict(state)
         run.rewrite_metrics([r for r in run.read_metrics() if r["step"] <= trainer.step])
-    else:
-        run.rewrite_metrics([])
-    run.write_config(trainer.cfg)
+        run.write_config(trainer.cfg)
     steps = trainer.cfg.steps
     pending: list[dict[str, Any]] = []
 
+    def start_fresh() -> None:
+        nonlocal fresh
+        if fresh:
+            run.clear()
+            run.write_config(trainer.cfg)
+            fresh = False
+
     def checkpoint() -> None:
         nonlocal pending
+        start_fresh()
         run.append_metrics(pending)
         pending = []
         run.save_checkpoint(trainer.step, trainer.state_dict())
@@ -300,6 +332,7 @@ def train(cfg: RunConfig, out: str | Path, *, task: Task | None = None, progress
                 t0 = time.perf_counter()
                 stats = trainer.train_round()
                 trainer.seconds += time.perf_counter() - t0
+                start_fresh()
                 if trainer.step % trainer.cfg.log_every == 0 or trainer.step == steps:
                     row = trainer.metrics_row(stats)
                     pending.append(row)
@@ -318,4 +351,6 @@ def train(cfg: RunConfig, out: str | Path, *, task: Task | None = None, progress
                     checkpoint()
         finally:
             bar.close()
+    if fresh:  # zero rounds asked for: still leave a complete (untrained) run
+        checkpoint()
     return trainer

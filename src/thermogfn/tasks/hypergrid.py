@@ -27,6 +27,9 @@ class HypergridTask(Task):
         if int(ndim) != ndim or ndim < 1 or int(height) != height or height < 2:
             raise ThermoGFNError(f"hypergrid needs integer ndim >= 1 and height >= 2, got ndim={ndim}, "
                                  f"height={height}")
+        if height > 1000 or ndim > 64 or height**ndim >= 2**62:
+            raise ThermoGFNError(f"hypergrid of height {height} in {ndim} dimensions is too large; keep height <= "
+                                 "1000, ndim <= 64 and height**ndim < 2**62")
         if r0 <= 0 or r1 < 0 or r2 < 0:
             raise ThermoGFNError(f"hypergrid needs r0 > 0 and r1, r2 >= 0, got r0={r0}, r1={r1}, r2={r2}")
         self.name = "hypergrid"

@@ -8,7 +8,7 @@ from thermogfn.tasks.base import Task
 TASKS: tuple[str, ...] = ("tfbind8", "qm9str", "sehstr", "hypergrid", "rna1", "rna2", "rna3")
 _TASK_OPTIONS = {"tfbind8": (), "qm9str": (), "sehstr": (), "hypergrid": ("ndim", "height", "r0", "r1", "r2")}
 _TASK_OPTIONS.update({f"rna{k}": ("workers",) for k in (1, 2, 3)})
-_CUSTOM_OPTIONS = ("exponent", "name")
+_CUSTOM_OPTIONS = ("exponent", "name", "timeout")
 
 
 def _check_options(task: str, given: dict, allowed: tuple[str, ...]) -> None:
