@@ -62,7 +62,8 @@ def is_complete(spec: RunSpec) -> bool:
     except ThermoGFNError:
         return False
     newest = run.checkpoint_paths()[:1]
-    return cfg.steps == spec.cfg.steps and bool(newest) and int(newest[0].stem.split("_")[1]) == cfg.steps
+    done = bool(newest) and int(newest[0].stem.split("_")[1]) == cfg.steps
+    return done and cfg.identity() == _resolved_identity(spec) and cfg.steps == _resolved_steps(spec)
 
 
 def _execute(spec: RunSpec) -> str:
@@ -85,10 +86,18 @@ def _execute(spec: RunSpec) -> str:
     return f"{spec.method} seed {spec.seed}"
 
 
-def _resolved_identity(spec: RunSpec) -> dict:
+def _resolved(spec: RunSpec) -> RunConfig:
     from thermogfn.train import load_task, resolve
 
-    return resolve(spec.cfg, load_task(spec.cfg)).identity()
+    return resolve(spec.cfg, load_task(spec.cfg))
+
+
+def _resolved_identity(spec: RunSpec) -> dict:
+    return _resolved(spec).identity()
+
+
+def _resolved_steps(spec: RunSpec) -> int:
+    return _resolved(spec).steps
 
 
 def run_all(specs: list[RunSpec], jobs: int = 1, echo=print) -> None:
