@@ -46,9 +46,9 @@ def assert_same(a: Path, b: Path) -> None:
     (sa, ra), (sb, rb) = final_state(a), final_state(b)
     assert ra == rb
     assert [r["step"] for r in ra] == list(range(2, STEPS + 1, 2))  # no duplicated or missing steps
-    for key in sa["model"]:
-        assert torch.equal(sa["model"][key], sb["model"][key]), key
-    assert torch.equal(sa["buffer"]["x"], sb["buffer"]["x"])
+    for key in sa["method"]["model"]:
+        assert torch.equal(sa["method"]["model"][key], sb["method"]["model"][key]), key
+    assert torch.equal(sa["method"]["buffer"]["x"], sb["method"]["buffer"]["x"])
     assert torch.equal(sa["samples"], sb["samples"])
 
 
@@ -149,4 +149,4 @@ def test_nonfinite_losses_stop_the_run_with_a_usable_checkpoint(tmp_path: Path, 
         train(_tiny_cfg(steps=50, max_consecutive_skips=6), out, progress=False)
     state = RunDir(out).load_latest_checkpoint()
     assert state["skipped"] == 6 and state["step"] == 5
-    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert all(torch.isfinite(v).all() for v in state["method"]["model"].values())

@@ -20,6 +20,7 @@ class RunConfig:
     """Everything a training run needs. ``None`` fields take the task's defaults (see :func:`resolve`)."""
 
     task: str = "tfbind8"
+    method: str = "gfn"  # gfn, or a baseline: ppo, sac, a2c, mcmc, sa, random
     data_dir: str | None = None
     alphabet: str | None = None  # custom tasks
     length: int | None = None  # custom tasks

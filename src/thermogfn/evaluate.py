@@ -14,7 +14,8 @@ from thermogfn.metrics import sample_summary
 from thermogfn.rundir import RunDir
 from thermogfn.sampling import forward_rollout
 from thermogfn.tasks import Task
-from thermogfn.train import RewardOracle, Trainer
+from thermogfn.train import Trainer, make_trainer
+from thermogfn.trainer import BaseTrainer, RewardOracle
 
 
 @dataclass
@@ -22,26 +23,34 @@ class LoadedRun:
     """A run directory's config, task and trained model (from its newest good checkpoint)."""
 
     run: RunDir
-    trainer: Trainer
+    trainer: BaseTrainer
 
 
 def load_run(path: str | Path, task: Task | None = None) -> LoadedRun:
     """Load a run; pass ``task`` for runs trained from Python on a task object (e.g. a CustomTask)."""
     run = RunDir(path)
     cfg = run.load_config()
-    trainer = Trainer(cfg, task)
+    trainer = make_trainer(cfg, task)
     state = run.load_latest_checkpoint()
     if state is None:
         raise ThermoGFNError(f"{path} has no usable checkpoint yet; train it (or resume with "
                              f"`thermogfn train --resume --out {path}`)")
     trainer.load_state_dict(state)
-    trainer.model.eval()
     return LoadedRun(run, trainer)
+
+
+def _gflownet(trainer: BaseTrainer) -> Trainer:
+    if not isinstance(trainer, Trainer):
+        raise ThermoGFNError(f"this run trained the {trainer.cfg.method!r} baseline, which has no temperature-"
+                             "conditional sampler; sample and eval apply to GFlowNet runs (its training samples "
+                             "are in the bench reports)")
+    return trainer
 
 
 def draw_samples(trainer: Trainer, beta: float, n: int, seed: int = 0,
                  chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` objects sampled on-policy (no exploration) at ``beta``, and their raw rewards."""
+    trainer = _gflownet(trainer)
     gen = torch.Generator().manual_seed(seed)
     oracle = RewardOracle(trainer.task)
     xs, raws = [], []
@@ -56,7 +65,7 @@ def draw_samples(trainer: Trainer, beta: float, n: int, seed: int = 0,
 def evaluate(loaded: LoadedRun, betas: list[float], exact: bool | None = None, samples: int = 1000,
              seed: int = 0) -> dict[str, Any]:
     """``{"betas": {"1": {...}}, ...}``: exact keys (tv, kl, ...) only where exact evaluation applies."""
-    trainer = loaded.trainer
+    trainer = _gflownet(loaded.trainer)
     task, mdp = trainer.task, trainer.model.mdp
     can_exact = exact_enumerable(mdp, task)
     if exact and not can_exact:

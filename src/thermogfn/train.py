@@ -7,7 +7,6 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from thermogfn.replay import ReplayBuffer
 from thermogfn.rundir import RunDir
 from thermogfn.sampling import Trajectories, backward_rollout, forward_rollout
 from thermogfn.tasks import Task, make_task
+from thermogfn.trainer import BaseTrainer, RoundStats
 
 
 def load_task(cfg: RunConfig) -> Task:
@@ -43,6 +43,11 @@ def resolve(cfg: RunConfig, task: Task) -> RunConfig:
         cfg, model=model, mdp=cfg.mdp or task.mdp_kinds[0], steps=cfg.steps if cfg.steps is not None else d.rounds,
         eps=cfg.eps if cfg.eps is not None else d.eps, lr=cfg.lr if cfg.lr is not None else d.lr,
         beta_explore=cfg.beta_explore or cfg.beta_train)
+    if out.method != "gfn":
+        from thermogfn.baselines import BASELINES
+
+        if out.method not in BASELINES:
+            raise ThermoGFNError(f"unknown method {out.method!r}; choose gfn or one of {', '.join(BASELINES)}")
     if out.mdp not in task.mdp_kinds:
         raise ThermoGFNError(f"task {task.name} uses MDP {' or '.join(task.mdp_kinds)}, not {out.mdp!r}")
     if out.objective not in OBJECTIVES:
@@ -93,51 +98,11 @@ def build_model(cfg: RunConfig, task: Task) -> GFlowNetModel:
     return GFlowNetModel(mdp, cfg.model, (min(lo1, lo2), max(hi1, hi2)), with_flow=cfg.objective != "tb")
 
 
-class RewardOracle:
-    """Raw rewards with a cache for tasks without a table, and a count of reward calls."""
-
-    def __init__(self, task: Task):
-        self.task = task
-        self.calls = 0
-        self._table = task.table() if task.n_objects <= 2**22 else None
-        self._cache: dict[int, float] = {}
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += x.shape[0]
-        index = self.task.object_index(x)
-        if self._table is not None:
-            return self._table[index].double()
-        keys = index.tolist()
-        missing = sorted({k for k in keys if k not in self._cache})
-        if missing:
-            fresh = self.task.raw_reward(self.task.objects_from_index(torch.tensor(missing)))
-            self._cache.update(zip(missing, fresh.tolist(), strict=True))
-        return torch.tensor([self._cache[k] for k in keys], dtype=torch.float64)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        keys = list(self._cache)
-        return {"keys": torch.tensor(keys, dtype=torch.int64),
-                "values": torch.tensor([self._cache[k] for k in keys], dtype=torch.float64)}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self._cache = dict(zip(state["keys"].tolist(), state["values"].tolist(), strict=True))
-
-
-@dataclass
-class RoundStats:
-    loss: float
-    loss_replay: float | None
-    mean_reward: float | None
-
-
-class Trainer:
-    """One run: model, optimiser, priors, replay, reward oracle, mode tracker, counters."""
+class Trainer(BaseTrainer):
+    """A GFlowNet run: model, optimiser, beta priors and reward-prioritised replay (PAPER.md section 5)."""
 
     def __init__(self, cfg: RunConfig, task: Task | None = None):
-        self.task = task if task is not None else load_task(cfg)
-        if task is not None:
-            cfg = dataclasses.replace(cfg, task=task.name)
-        self.cfg = resolve(cfg, self.task)
+        super().__init__(cfg, task)
         self.model = build_model(self.cfg, self.task)
         self.train_prior: BetaPrior = parse_beta_prior(self.cfg.beta_train)
         self.explore_prior: BetaPrior = parse_beta_prior(self.cfg.beta_explore)
@@ -145,16 +110,8 @@ class Trainer:
             {"params": self.model.policy_parameters(), "lr": self.cfg.lr},
             {"params": list(self.model.log_z.parameters()), "lr": self.cfg.lr_logz},
         ], fused=True)  # one fused kernel instead of a Python loop over parameters (~7% of a round)
-        self.generator = torch.Generator().manual_seed(self.cfg.seed)
-        self.oracle = RewardOracle(self.task)
         self.buffer = ReplayBuffer(self.task.length)
-        self.modes = self.task.mode_counter()
         self._set_log_z_ceiling(self.task.log_reward_bound())
-        self.step = 0
-        self.skipped = 0
-        self.consecutive_skips = 0
-        self.seconds = 0.0
-        self.samples: list[torch.Tensor] = []  # on-policy object indices, for sample metrics
         self.offline_x: torch.Tensor | None = None
         self.offline_logr: torch.Tensor | None = None
         if self.cfg.offline:
@@ -170,28 +127,10 @@ class Trainer:
         if set_ceiling is not None and bound is not None and bound > float(self.model.log_z.ceiling):
             set_ceiling(bound)
 
-    @property
-    def progress(self) -> float:
-        return min(1.0, self.step / max(1, self.cfg.steps))
-
     def _update(self, traj: Trajectories, log_reward: torch.Tensor) -> float:
         scored = score(self.model, traj, traj.beta.double() * log_reward, need_flow=self.cfg.objective != "tb")
         value = loss(self.cfg.objective, scored, traj.n, self.cfg.subtb_lambda)
-        if not torch.isfinite(value):
-            self.skipped += 1
-            self.consecutive_skips += 1
-            return float("nan")
-        self.optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        if not torch.isfinite(norm):
-            self.skipped += 1
-            self.consecutive_skips += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            return float("nan")
-        self.optimizer.step()
-        self.consecutive_skips = 0
-        return float(value.detach())
+        return self.gradient_step(value, self.optimizer, self.model.parameters())
 
     def _replay(self, x: torch.Tensor, log_reward: torch.Tensor) -> float:
         beta = self.train_prior.sample(x.shape[0], self.progress, self.generator)
@@ -207,16 +146,12 @@ class Trainer:
         else:
             beta = self.explore_prior.sample(cfg.batch_size, self.progress, self.generator)
             traj = forward_rollout(self.model, beta, cfg.eps, self.generator)
-            raw = self.oracle(traj.objects)
+            raw, index = self.evaluate_samples(traj.objects)
             log_reward = self.task.shaping.log_reward(raw)
             on_policy = self._update(traj, log_reward)
-            index = self.task.object_index(traj.objects)
             self.buffer.add(traj.objects, log_reward, index)
             if self.task.log_reward_bound() is None:
                 self._set_log_z_ceiling(float(log_reward.max()))
-            self.samples.append(index)
-            if self.modes is not None:
-                self.modes.observe(traj.objects, index, raw)
             replay = None
             if cfg.replay_batch > 0:
                 x, logr = self.buffer.sample(cfg.replay_batch, cfg.replay_top_fraction, self.generator)
@@ -225,45 +160,29 @@ class Trainer:
         self.step += 1
         return stats
 
-    def metrics_row(self, stats: RoundStats) -> dict[str, Any]:
+    def method_metrics(self) -> dict[str, Any]:
         beta = torch.tensor([self.train_prior.mean(self.progress)])
         with torch.no_grad():
-            log_z = float(self.model.log_z(beta))
-        return {
-            "step": self.step, "loss": stats.loss, "loss_replay": stats.loss_replay, "log_z": log_z,
-            "beta_mean": float(beta), "reward_calls": self.oracle.calls,
-            "modes": self.modes.n_found if self.modes is not None else None,
-            "mean_reward": stats.mean_reward, "skipped": self.skipped, "seconds": round(self.seconds, 3),
-        }
+            return {"log_z": float(self.model.log_z(beta)), "beta_mean": float(beta)}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "identity": self.cfg.identity(), "step": self.step, "skipped": self.skipped,
-            "seconds": self.seconds, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
-            "buffer": self.buffer.state_dict(), "reward_calls": self.oracle.calls,
-            "reward_cache": self.oracle.state_dict(), "consecutive_skips": self.consecutive_skips,
-            "modes": self.modes.state_dict() if self.modes is not None else None,
-            "samples": torch.cat(self.samples) if self.samples else torch.zeros(0, dtype=torch.int64),
-        }
+    def method_state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "buffer": self.buffer.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["identity"] != self.cfg.identity():
-            raise ThermoGFNError("the checkpoint was written by a run with another task or config; "
-                                 "resume it with its own config, or start a new --out folder")
+    def load_method_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.step, self.skipped, self.seconds = state["step"], state["skipped"], state["seconds"]
-        self.oracle.calls = state["reward_calls"]
-        self.oracle.load_state_dict(state["reward_cache"])
-        self.consecutive_skips = state["consecutive_skips"]
         buf = state["buffer"]
         self.buffer.load_state_dict(buf, self.task.object_index(buf["x"]))
-        if self.modes is not None and state["modes"] is not None:
-            self.modes.load_state_dict(state["modes"])
-        self.samples = [state["samples"]]
+
+
+def make_trainer(cfg: RunConfig, task: Task | None = None) -> BaseTrainer:
+    """The trainer of ``cfg.method``: a GFlowNet, or one of the baselines."""
+    if cfg.method == "gfn":
+        return Trainer(cfg, task)
+    from thermogfn.baselines import BASELINES
+
+    return BASELINES[cfg.method](cfg, task)
 
 
 class StopFlag:
@@ -290,7 +209,7 @@ class StopFlag:
 
 
 def train(cfg: RunConfig, out: str | Path, *, task: Task | None = None, progress: bool = True,
-          resume: bool = False) -> Trainer:
+          resume: bool = False) -> BaseTrainer:
     """Train a run into ``out`` (config.json, metrics.jsonl, checkpoints/); returns the trainer.
 
     Checkpoints are written atomically every ``checkpoint_every`` rounds, at the end, on SIGINT/SIGTERM
@@ -300,7 +219,7 @@ def train(cfg: RunConfig, out: str | Path, *, task: Task | None = None, progress
     from tqdm import tqdm
 
     run = RunDir(out)
-    trainer = Trainer(cfg, task)
+    trainer = make_trainer(cfg, task)
     fresh = not resume  # a fresh run replaces what ``out`` held, but only once its first round has worked
     if resume:
         state = run.load_latest_checkpoint()

@@ -112,7 +112,7 @@ class CustomTask(Task):
         self.length = length
         self.reward_min = reward_min
         self.shaping = Shaping(float(exponent), reward_min, 0.0)
-        self.defaults = TaskDefaults()
+        self.defaults = TaskDefaults(hidden=128, eps=0.05, rounds=1000, lr=3e-3)  # benchmarks/tune_defaults.py
         self._table: torch.Tensor | None = None
 
     def score_strings(self, strings: list[str]) -> torch.Tensor:

@@ -38,7 +38,7 @@ class HypergridTask(Task):
         self.length = self.ndim
         self.r0, self.r1, self.r2 = float(r0), float(r1), float(r2)
         self.shaping = Shaping()
-        self.defaults = TaskDefaults(hidden=128, eps=0.05, rounds=1000, lr=1e-3)
+        self.defaults = TaskDefaults(hidden=64, eps=0.0, rounds=1000, lr=3e-3)  # benchmarks/tune_defaults.py
         self._table: torch.Tensor | None = None
         self._modes: torch.Tensor | None = None
 

@@ -1,0 +1,157 @@
+"""What every method's trainer shares: the task, the resolved config, reward calls (counted and cached),
+the log of evaluated samples, the mode counter, counters, the random generator, the checkpoint format, and
+gradient steps that skip non-finite losses. GFlowNets (:mod:`thermogfn.train`) and every baseline
+(:mod:`thermogfn.baselines`) build on it, so they write the same run directory and metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from thermogfn.config import RunConfig
+from thermogfn.errors import ThermoGFNError
+from thermogfn.tasks import Task
+
+
+class RewardOracle:
+    """Raw rewards with a cache for tasks without a table, and a count of reward calls."""
+
+    def __init__(self, task: Task):
+        self.task = task
+        self.calls = 0
+        self._table = task.table() if task.n_objects <= 2**22 else None
+        self._cache: dict[int, float] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += x.shape[0]
+        index = self.task.object_index(x)
+        if self._table is not None:
+            return self._table[index].double()
+        keys = index.tolist()
+        missing = sorted({k for k in keys if k not in self._cache})
+        if missing:
+            fresh = self.task.raw_reward(self.task.objects_from_index(torch.tensor(missing)))
+            self._cache.update(zip(missing, fresh.tolist(), strict=True))
+        return torch.tensor([self._cache[k] for k in keys], dtype=torch.float64)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        keys = list(self._cache)
+        return {"keys": torch.tensor(keys, dtype=torch.int64),
+                "values": torch.tensor([self._cache[k] for k in keys], dtype=torch.float64)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self._cache = dict(zip(state["keys"].tolist(), state["values"].tolist(), strict=True))
+
+
+@dataclass
+class RoundStats:
+    loss: float
+    loss_replay: float | None
+    mean_reward: float | None
+
+
+class BaseTrainer(ABC):
+    """One run of any method. Subclasses implement ``train_round`` and their own state."""
+
+    def __init__(self, cfg: RunConfig, task: Task | None = None):
+        from thermogfn.train import load_task, resolve
+
+        self.task = task if task is not None else load_task(cfg)
+        if task is not None:
+            cfg = dataclasses.replace(cfg, task=task.name)
+        self.cfg = resolve(cfg, self.task)
+        torch.manual_seed(self.cfg.seed)
+        self.generator = torch.Generator().manual_seed(self.cfg.seed)
+        self.oracle = RewardOracle(self.task)
+        self.modes = self.task.mode_counter()
+        self.step = 0
+        self.skipped = 0
+        self.consecutive_skips = 0
+        self.seconds = 0.0
+        self.samples: list[torch.Tensor] = []  # object indices of every evaluated sample, in order
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.step / max(1, self.cfg.steps))
+
+    def evaluate_samples(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reward calls on new samples: raw rewards and object indices; logs them and counts modes."""
+        raw = self.oracle(x)
+        index = self.task.object_index(x)
+        self.samples.append(index)
+        if self.modes is not None:
+            self.modes.observe(x, index, raw)
+        return raw, index
+
+    def gradient_step(self, value: torch.Tensor, optimizer: torch.optim.Optimizer,
+                      parameters: Iterable[torch.nn.Parameter]) -> float:
+        """Backward, clip and step; a non-finite loss or gradient is skipped and counted instead."""
+        if not torch.isfinite(value):
+            self.skipped += 1
+            self.consecutive_skips += 1
+            return float("nan")
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        norm = torch.nn.utils.clip_grad_norm_(list(parameters), self.cfg.grad_clip)
+        if not torch.isfinite(norm):
+            self.skipped += 1
+            self.consecutive_skips += 1
+            optimizer.zero_grad(set_to_none=True)
+            return float("nan")
+        optimizer.step()
+        self.consecutive_skips = 0
+        return float(value.detach())
+
+    @abstractmethod
+    def train_round(self) -> RoundStats:
+        """One round of training (``batch_size`` reward calls for the online methods)."""
+
+    def method_metrics(self) -> dict[str, Any]:
+        """Extra per-method columns of metrics.jsonl."""
+        return {}
+
+    @abstractmethod
+    def method_state(self) -> dict[str, Any]:
+        """The method's own state for checkpoints (networks, optimisers, buffers, chains)."""
+
+    @abstractmethod
+    def load_method_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`method_state`."""
+
+    def metrics_row(self, stats: RoundStats) -> dict[str, Any]:
+        row = {"step": self.step, "loss": stats.loss, "loss_replay": stats.loss_replay}
+        row.update(self.method_metrics())
+        row.update({"reward_calls": self.oracle.calls, "modes": self.modes.n_found if self.modes is not None else None,
+                    "mean_reward": stats.mean_reward, "skipped": self.skipped, "seconds": round(self.seconds, 3)})
+        return row
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "identity": self.cfg.identity(), "step": self.step, "skipped": self.skipped,
+            "consecutive_skips": self.consecutive_skips, "seconds": self.seconds,
+            "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+            "reward_calls": self.oracle.calls, "reward_cache": self.oracle.state_dict(),
+            "modes": self.modes.state_dict() if self.modes is not None else None,
+            "samples": torch.cat(self.samples) if self.samples else torch.zeros(0, dtype=torch.int64),
+            "method": self.method_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["identity"] != self.cfg.identity():
+            raise ThermoGFNError("the checkpoint was written by a run with another task or config; "
+                                 "resume it with its own config, or start a new --out folder")
+        self.load_method_state(state["method"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.skipped, self.seconds = state["step"], state["skipped"], state["seconds"]
+        self.consecutive_skips = state["consecutive_skips"]
+        self.oracle.calls = state["reward_calls"]
+        self.oracle.load_state_dict(state["reward_cache"])
+        if self.modes is not None and state["modes"] is not None:
+            self.modes.load_state_dict(state["modes"])
+        self.samples = [state["samples"]]
