@@ -44,6 +44,8 @@ def cli() -> None:
 @click.option("--reward-timeout", type=float, default=None, help="Custom tasks: seconds one reward call may take")
 @click.option("--ndim", type=int, default=4, show_default=True, help="Hypergrid: dimensions")
 @click.option("--height", type=int, default=8, show_default=True, help="Hypergrid: side length")
+@click.option("--method", default="gfn", show_default=True,
+              help="gfn (a GFlowNet), or a baseline: ppo, sac, a2c, mcmc, sa, random")
 @click.option("--conditioning", type=click.Choice(CONDITIONING_CHOICES), default="logit", show_default=True)
 @click.option("--mdp", type=click.Choice(["prepend-append", "append", "hypergrid"]), default=None,
               help="Default: prepend-append for sequences, hypergrid for the hypergrid")
@@ -113,8 +115,10 @@ def _write_plots(run, trainer) -> None:
     rows = run.read_metrics()
     if rows:
         plot_training(rows, run.path / "plots" / "training.png")
-    lo, hi = parse_beta_prior(trainer.cfg.beta_train).support()
-    plot_conditioning(trainer.model, (lo, hi), run.path / "plots" / "conditioning.png")
+    model = getattr(trainer, "model", None)
+    if model is not None:
+        lo, hi = parse_beta_prior(trainer.cfg.beta_train).support()
+        plot_conditioning(model, (lo, hi), run.path / "plots" / "conditioning.png")
 
 
 @cli.command()

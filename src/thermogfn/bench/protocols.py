@@ -23,9 +23,10 @@ from thermogfn.metrics import topk_unique
 from thermogfn.rundir import RunDir, atomic_write_text
 from thermogfn.tasks import Task
 from thermogfn.train import Trainer
+from thermogfn.trainer import BaseTrainer
 
 
-def _training_samples(trainer: Trainer) -> tuple[torch.Tensor, torch.Tensor]:
+def _training_samples(trainer: BaseTrainer) -> tuple[torch.Tensor, torch.Tensor]:
     """All on-policy training samples of a loaded run, in order, with their raw rewards."""
     index = torch.cat(trainer.samples) if trainer.samples else torch.zeros(0, dtype=torch.int64)
     x = trainer.task.objects_from_index(index)
@@ -66,7 +67,8 @@ def mode_seeking(out: Path, base: RunConfig, methods: list[str], seeds: int, che
             top_r, top_d = _top100(trainer.task, x[: c * per_round], raw[: c * per_round])
             rows.append({"method": spec.method, "seed": spec.seed, "round": c, "reward_calls": c * per_round,
                          "modes": modes_at.get(c), "top100_reward": top_r, "top100_diversity": top_d})
-        if trainer.model.g_forward is not None:
+        model = getattr(trainer, "model", None)
+        if model is not None and model.g_forward is not None:
             g_runs.append((f"{spec.method} s{spec.seed}", trainer))
     write_csv(rows, out / "results.csv")
     metric_names = ["modes", "top100_reward", "top100_diversity"]

@@ -15,6 +15,12 @@ from thermogfn.rundir import RunDir
 GFN_METHODS = ("logit", "layer", "logit+layer", "none")
 
 
+def known_methods() -> tuple[str, ...]:
+    from thermogfn.baselines import BASELINES
+
+    return GFN_METHODS + tuple(BASELINES)
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One run of a benchmark: a method, a seed, its config and its directory."""
@@ -26,9 +32,13 @@ class RunSpec:
 
 
 def method_config(method: str, base: RunConfig, fixed_beta: float = 1.0) -> RunConfig:
-    """The run config of a benchmark method: a GFlowNet conditioning mode (``none`` trains at one beta)."""
+    """The run config of a benchmark method: a GFlowNet conditioning mode (``none`` trains at one beta), or a
+    baseline (trained at the fixed beta too, where it uses one)."""
+    if method not in known_methods():
+        raise ThermoGFNError(f"unknown method {method!r}; choose from {', '.join(known_methods())}")
     if method not in GFN_METHODS:
-        raise ThermoGFNError(f"unknown method {method!r}; choose from {', '.join(GFN_METHODS)}")
+        return dataclasses.replace(base, method=method, beta_train=f"constant:{fixed_beta:g}",
+                                   beta_explore=f"constant:{fixed_beta:g}")
     model = dataclasses.replace(base.model, conditioning=method)
     if method == "none":
         return dataclasses.replace(base, model=model, beta_train=f"constant:{fixed_beta:g}",
