@@ -57,11 +57,12 @@ def mode_seeking(out: Path, base: RunConfig, methods: list[str], seeds: int, che
         x, raw = _training_samples(trainer)
         per_round = trainer.cfg.batch_size
         steps = [r["step"] for r in metrics]
+        calls = [s * per_round for s in steps]
         if metrics and metrics[0].get("modes") is not None:
-            modes_curves.setdefault(spec.method, []).append((steps, [r["modes"] for r in metrics]))
+            modes_curves.setdefault(spec.method, []).append((calls, [r["modes"] for r in metrics]))
         points = _curve_points(trainer.cfg.steps)
         tops = [_top100(trainer.task, x[: p * per_round], raw[: p * per_round])[0] for p in points]
-        reward_curves.setdefault(spec.method, []).append((points, tops))
+        reward_curves.setdefault(spec.method, []).append(([p * per_round for p in points], tops))
         modes_at = {r["step"]: r["modes"] for r in metrics}
         for c in checkpoints:
             top_r, top_d = _top100(trainer.task, x[: c * per_round], raw[: c * per_round])
@@ -78,8 +79,8 @@ def mode_seeking(out: Path, base: RunConfig, methods: list[str], seeds: int, che
     atomic_write_text(out / "results.md", f"# Mode seeking: {base.task}\n\nmean ± std over {seeds} seed(s)\n\n"
                       + table)
     if modes_curves:
-        band_plot(modes_curves, "training round", "modes found", out / "modes.png")
-    band_plot(reward_curves, "training round", "top-100 reward (training samples)", out / "top100_reward.png")
+        band_plot(modes_curves, "reward calls", "modes found", out / "modes.png")
+    band_plot(reward_curves, "reward calls", "top-100 reward (training samples)", out / "top100_reward.png")
     if g_runs:
         plot_g(g_runs, out / "g_beta.png")
     return {"rows": rows, "table": table}
@@ -121,8 +122,12 @@ def offline(out: Path, base: RunConfig, methods: list[str], seeds: int, betas: l
     specs = plan(out, base, methods, seeds, fixed_beta=_prior_mean(base.beta_train))
     run_all(specs, jobs, echo)
     rows = []
+    g_runs = []
     for spec in specs:
         result = _cached_eval(spec, betas, samples)
+        trainer = load_run(spec.path).trainer
+        if getattr(trainer, "model", None) is not None and trainer.model.g_forward is not None:
+            g_runs.append((f"{spec.method} s{spec.seed}", trainer))
         for beta, m in result["betas"].items():
             rows.append({"method": spec.method, "seed": spec.seed, "beta": float(beta),
                          "top100_reward": m["top100_reward"], "top100_diversity": m["top100_diversity"],
@@ -141,6 +146,8 @@ def offline(out: Path, base: RunConfig, methods: list[str], seeds: int, betas: l
             pts = [(r["beta"], r[metric]) for r in rows if r["method"] == spec.method and r["seed"] == spec.seed]
             curves.setdefault(spec.method, []).append(([b for b, _ in pts], [v for _, v in pts]))
         band_plot(curves, "beta", metric, out / f"{metric}_vs_beta.png", logx=True)
+    if g_runs:
+        plot_g(g_runs, out / "g_beta.png")
     return {"rows": rows, "table": table}
 
 
