@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import csv
-import sys
 from pathlib import Path
 
-from thermogfn.cli import main
+from cli_helpers import run_cli
 
 TINY = ["--task", "hypergrid", "--seeds", "2", "--hidden", "16", "--batch-size", "4"]
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["thermogfn", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_mode_seeking_writes_tables_and_plots_and_reuses_runs(tmp_path: Path, monkeypatch, capsys):
     out = tmp_path / "bench"
     args = ["bench", "mode-seeking", *TINY, "--methods", "logit,none", "--rounds", "8", "--checkpoints", "4,8",
             "--out", str(out)]
-    code, stdout, err = run_cli(monkeypatch, capsys, *args)
+    code, stdout, err = run_cli(*args)
     assert code == 0, err
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == 2 * 2 * 2  # methods x seeds x checkpoints
@@ -37,14 +25,14 @@ def test_mode_seeking_writes_tables_and_plots_and_reuses_runs(tmp_path: Path, mo
         assert (out / png).stat().st_size > 1000, png
     assert "| logit | 8 |" in stdout and "±" in stdout
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoints/*.pt")}
-    code, _, err = run_cli(monkeypatch, capsys, *args)
+    code, _, err = run_cli(*args)
     assert code == 0 and err.count("reusing") == 4
     assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoints/*.pt")}
 
 
 def test_offline_reports_each_beta_with_exact_tv(tmp_path: Path, monkeypatch, capsys):
     out = tmp_path / "offline"
-    code, stdout, err = run_cli(monkeypatch, capsys, "bench", "offline", *TINY, "--methods", "logit,layer",
+    code, stdout, err = run_cli("bench", "offline", *TINY, "--methods", "logit,layer",
                                 "--rounds", "6", "--betas", "1,10,100", "--samples", "64", "--out", str(out))
     assert code == 0, err
     rows = list(csv.DictReader((out / "results.csv").open()))
@@ -57,6 +45,6 @@ def test_offline_reports_each_beta_with_exact_tv(tmp_path: Path, monkeypatch, ca
 
 
 def test_unknown_method_is_one_line(tmp_path: Path, monkeypatch, capsys):
-    code, _, err = run_cli(monkeypatch, capsys, "bench", "mode-seeking", *TINY, "--methods", "logit,nope",
+    code, _, err = run_cli("bench", "mode-seeking", *TINY, "--methods", "logit,nope",
                            "--out", str(tmp_path))
     assert code == 2 and err.startswith("error: unknown method 'nope'") and len(err.strip().splitlines()) == 1

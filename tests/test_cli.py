@@ -4,32 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-from thermogfn.cli import main
+from cli_helpers import run_cli
 
 TINY = ["--task", "hypergrid", "--ndim", "2", "--height", "4", "--hidden", "32", "--batch-size", "8",
         "--replay-batch", "8", "--log-every", "5", "--checkpoint-every", "10", "--no-progress"]
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["thermogfn", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
 def trained(tmp_path, monkeypatch, capsys) -> Path:
     run = tmp_path / "run"
-    code, _, err = run_cli(monkeypatch, capsys, "train", *TINY, "--steps", "20", "--out", str(run))
+    code, _, err = run_cli("train", *TINY, "--steps", "20", "--out", str(run), plots=True)
     assert code == 0, err
     return run
 
@@ -49,7 +36,7 @@ def test_train_writes_a_complete_run(trained: Path):
 
 def test_sample_writes_sequences_with_rewards(trained: Path, tmp_path, monkeypatch, capsys):
     out = tmp_path / "samples.csv"
-    code, _, err = run_cli(monkeypatch, capsys, "sample", str(trained), "--beta", "2", "-n", "50", "--out", str(out))
+    code, _, err = run_cli("sample", str(trained), "--beta", "2", "-n", "50", "--out", str(out))
     assert code == 0, err
     rows = list(csv.reader(out.open()))
     assert rows[0] == ["sequence", "reward"] and len(rows) == 51
@@ -61,7 +48,7 @@ def test_sample_writes_sequences_with_rewards(trained: Path, tmp_path, monkeypat
 
 
 def test_eval_json_has_exact_and_sample_metrics(trained: Path, monkeypatch, capsys):
-    code, out, err = run_cli(monkeypatch, capsys, "eval", str(trained), "--betas", "1,2", "--samples", "200",
+    code, out, err = run_cli("eval", str(trained), "--betas", "1,2", "--samples", "200",
                              "--json")
     assert code == 0, err
     result = json.loads(out)
@@ -72,7 +59,7 @@ def test_eval_json_has_exact_and_sample_metrics(trained: Path, monkeypatch, caps
 
 
 def test_resume_continues_without_duplicate_metrics(trained: Path, monkeypatch, capsys):
-    code, _, err = run_cli(monkeypatch, capsys, "train", "--resume", "--steps", "30", "--out", str(trained),
+    code, _, err = run_cli("train", "--resume", "--steps", "30", "--out", str(trained),
                            "--no-progress")
     assert code == 0, err
     steps = [json.loads(line)["step"] for line in (trained / "metrics.jsonl").read_text().splitlines()]
@@ -103,9 +90,9 @@ def test_bad_input_is_one_line_exit_2(case, tmp_path, monkeypatch, capsys):
         "none_with_range": ["train", *TINY, "--conditioning", "none", "--out", out],
     }.get(case)
     if case == "existing_run":
-        assert run_cli(monkeypatch, capsys, "train", *TINY, "--steps", "2", "--out", out)[0] == 0
+        assert run_cli("train", *TINY, "--steps", "2", "--out", out)[0] == 0
         args = ["train", *TINY, "--steps", "2", "--out", out]
-    code, _, err = run_cli(monkeypatch, capsys, *args)
+    code, _, err = run_cli(*args)
     assert code == 2
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), err

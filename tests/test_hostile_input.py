@@ -9,7 +9,6 @@ import hashlib
 import io
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -19,10 +18,10 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_cli
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from thermogfn.cli import main
 from thermogfn.errors import RewardError, ThermoGFNError
 from thermogfn.offline_data import read_offline_data
 from thermogfn.tasks import tfbind8
@@ -34,22 +33,6 @@ FEW = settings(max_examples=40, deadline=None, suppress_health_check=list(Health
 TINY = ["--task", "hypergrid", "--ndim", "2", "--height", "3", "--hidden", "8", "--layers", "1", "--batch-size", "4",
         "--replay-batch", "4", "--log-every", "1", "--checkpoint-every", "1", "--no-progress"]
 _TMP = Path(tempfile.mkdtemp(prefix="thermogfn_hostile_"))
-
-
-def run_cli(*args: str, plots: bool = False) -> tuple[int, str, str]:
-    """``thermogfn ARGS`` in-process: (exit code, stdout, stderr). Any exception other than SystemExit escapes."""
-    out, err = io.StringIO(), io.StringIO()
-    patches = contextlib.ExitStack()
-    patches.enter_context(mock.patch.object(sys, "argv", ["thermogfn", *args]))
-    if not plots:  # matplotlib is most of a tiny run's time and not what is tested here
-        patches.enter_context(mock.patch("thermogfn.cli._write_plots"))
-    code = 0
-    with patches, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 def assert_clean(code: int, out: str, err: str) -> str:
