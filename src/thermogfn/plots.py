@@ -10,7 +10,8 @@ import torch
 from thermogfn.policy import GFlowNetModel
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the headless Agg backend (imported only when a plot is made)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,7 +22,7 @@ def _pyplot():
 
 def plot_training(rows: list[dict[str, Any]], path: Path) -> Path:
     """Loss, modes found and mean reward against training rounds."""
-    plt = _pyplot()
+    plt = pyplot()
     steps = [r["step"] for r in rows]
     keys = [k for k in ("loss", "modes", "mean_reward", "log_z") if any(r.get(k) is not None for r in rows)]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
@@ -42,7 +43,7 @@ def plot_training(rows: list[dict[str, Any]], path: Path) -> Path:
 def plot_conditioning(model: GFlowNetModel, train_range: tuple[float, float], path: Path,
                       betas: torch.Tensor | None = None) -> Path:
     """g(beta) (logit conditioning) and log Z(beta) on a log beta axis, training range shaded."""
-    plt = _pyplot()
+    plt = pyplot()
     betas = torch.logspace(-1, 3, 200) if betas is None else betas
     panels = [("log Z(beta)", model.log_z(betas))]
     if model.g_forward is not None:

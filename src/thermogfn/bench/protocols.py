@@ -88,10 +88,10 @@ def mode_seeking(out: Path, base: RunConfig, methods: list[str], seeds: int, che
 
 def plot_g(runs: list[tuple[str, Trainer]], path: Path) -> Path:
     """g(beta) and log Z(beta) of logit runs over beta in [0.1, 1000], training ranges shaded."""
-    from thermogfn.bench.report import _pyplot
+    from thermogfn.plots import pyplot
     from thermogfn.priors import parse_beta_prior
 
-    plt = _pyplot()
+    plt = pyplot()
     betas = torch.logspace(-1, 3, 200)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for label, trainer in runs:

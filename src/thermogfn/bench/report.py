@@ -9,6 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from thermogfn.plots import pyplot
 from thermogfn.rundir import atomic_write_text
 
 
@@ -44,19 +45,10 @@ def summary_table(rows: list[dict[str, Any]], key: str, metrics: list[str], digi
     return "\n".join(lines) + "\n"
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def band_plot(curves: dict[str, list[tuple[list[float], list[float]]]], xlabel: str, ylabel: str, path: Path,
               logx: bool = False) -> Path:
     """One line per method (mean over seeds) with a min-max band; ``curves[method] = [(xs, ys) per seed]``."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for method, per_seed in curves.items():
         xs = per_seed[0][0]
