@@ -19,7 +19,8 @@ def _randomise(module: torch.nn.Module, seed: int) -> None:
 
 def test_positive_g_starts_at_one_and_extrapolates_as_a_power_law():
     g = LogitScale("positive", support=(1.0, 3.0))
-    assert torch.allclose(g(torch.tensor([0.1, 1.0, 2.0, 1000.0])), torch.ones(4))
+    assert torch.allclose(g(torch.tensor([1.0, 2.0, 3.0, 1000.0])), torch.ones(4))
+    assert torch.allclose(g(torch.tensor([0.1, 0.5])), torch.tensor([0.1, 0.5]))  # below the range: g -> 0
     for seed in range(5):
         _randomise(g, seed)
         with torch.no_grad():
@@ -31,6 +32,10 @@ def test_positive_g_starts_at_one_and_extrapolates_as_a_power_law():
             assert slopes[0] >= 0
             inside = torch.linspace(1.0, 3.0, 9)
             assert torch.isfinite(g(inside)).all()
+            small = torch.tensor([0.01, 0.1, 1.0])
+            low = torch.log(g(small))
+            low_slopes = (low[1:] - low[:-1]) / (torch.log(small[1:]) - torch.log(small[:-1]))
+            assert torch.allclose(low_slopes, low_slopes[0].expand(2), atol=1e-4) and low_slopes[0] >= 1 - 1e-5
 
 
 def test_signed_g_is_the_reference_mlp():
