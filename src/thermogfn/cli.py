@@ -46,6 +46,8 @@ def cli() -> None:
 @click.option("--height", type=int, default=8, show_default=True, help="Hypergrid: side length")
 @click.option("--method", default="gfn", show_default=True,
               help="gfn (a GFlowNet), or a baseline: ppo, sac, a2c, mcmc, sa, random")
+@click.option("--method-param", "method_params", multiple=True, metavar="KEY=VALUE",
+              help="A baseline's hyper-parameter, e.g. --method-param mutations=2 (repeatable)")
 @click.option("--conditioning", type=click.Choice(CONDITIONING_CHOICES), default="logit", show_default=True)
 @click.option("--mdp", type=click.Choice(["prepend-append", "append", "hypergrid"]), default=None,
               help="Default: prepend-append for sequences, hypergrid for the hypergrid")
@@ -98,7 +100,7 @@ def train(**kw) -> None:
             model = ModelConfig(conditioning=kw.pop("conditioning"), hidden=kw.pop("hidden"),
                                 layers=kw.pop("layers"), learn_pb=kw.pop("learn_pb"), g_kind=kw.pop("g_kind"),
                                 beta_input=kw.pop("beta_input"), layer_encoding=kw.pop("layer_encoding"))
-            cfg = RunConfig(model=model, **kw)
+            cfg = RunConfig(model=model, method_params=_parse_method_params(kw.pop("method_params")), **kw)
         trainer = run_training(cfg, run.path, progress=progress, resume=resume)
         _write_plots(run, trainer)
     modes = ""
@@ -106,6 +108,19 @@ def train(**kw) -> None:
         total = f"/{trainer.modes.n_modes}" if trainer.modes.n_modes else ""
         modes = f", modes found {trainer.modes.n_found}{total}"
     click.echo(f"trained {trainer.step} rounds in {trainer.seconds:.1f} s{modes}; run in {run.path}", err=True)
+
+
+def _parse_method_params(items: tuple[str, ...]) -> dict:
+    params = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ThermoGFNError(f"--method-param {item!r} must look like KEY=VALUE, e.g. mutations=2")
+        try:
+            params[key.strip()] = json.loads(text)
+        except ValueError:
+            params[key.strip()] = text
+    return params
 
 
 def _write_plots(run, trainer) -> None:

@@ -6,10 +6,12 @@ import dataclasses
 import json
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from thermogfn.errors import ThermoGFNError
 from thermogfn.policy import ModelConfig
+
+T = TypeVar("T")
 
 # what identifies a run's outcome: a checkpoint written under another value of these is refused on resume
 IDENTITY_EXCLUDES = ("steps", "data_dir", "log_every", "checkpoint_every", "max_consecutive_skips")
@@ -21,6 +23,7 @@ class RunConfig:
 
     task: str = "tfbind8"
     method: str = "gfn"  # gfn, or a baseline: ppo, sac, a2c, mcmc, sa, random
+    method_params: dict[str, Any] = field(default_factory=dict)  # a baseline's hyper-parameters, by name
     data_dir: str | None = None
     alphabet: str | None = None  # custom tasks
     length: int | None = None  # custom tasks
@@ -82,9 +85,31 @@ def _checked_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
         allowed = typing.get_args(hints[key]) or (hints[key],)
         if hints[key] is ModelConfig:
             continue
+        if typing.get_origin(hints[key]) is dict:
+            if not isinstance(value, dict):
+                raise ThermoGFNError(f"{what} field {key!r} is {value!r}, not an object")
+            continue
         ok = any(value is None if t is type(None) else
                  isinstance(value, t) and not (t in (int, float) and isinstance(value, bool))
                  or (t is float and isinstance(value, int) and not isinstance(value, bool)) for t in allowed)
         if not ok:
             raise ThermoGFNError(f"{what} field {key!r} is {value!r}, not of type {hints[key]}")
     return dict(data)
+
+
+def build_params(cls: type[T], values: dict[str, Any], method: str) -> T:
+    """A method's hyper-parameter dataclass from ``--method-param`` values, checked by name and type."""
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise ThermoGFNError(f"method {method} has no parameter(s) {', '.join(unknown)}; it takes "
+                             f"{', '.join(hints)}")
+    checked = {}
+    for key, value in values.items():
+        want = hints[key]
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise ThermoGFNError(f"--method-param {key}={value!r} must be of type {want.__name__}")
+        checked[key] = value
+    return cls(**checked)

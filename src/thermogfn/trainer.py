@@ -9,13 +9,15 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
-from thermogfn.config import RunConfig
+from thermogfn.config import RunConfig, build_params
 from thermogfn.errors import ThermoGFNError
 from thermogfn.tasks import Task
+
+P = TypeVar("P")
 
 
 class RewardOracle:
@@ -74,6 +76,10 @@ class BaseTrainer(ABC):
         self.consecutive_skips = 0
         self.seconds = 0.0
         self.samples: list[torch.Tensor] = []  # object indices of every evaluated sample, in order
+
+    def method_params(self, cls: type[P]) -> P:
+        """This method's hyper-parameters: ``cls`` defaults overridden by the config's ``method_params``."""
+        return build_params(cls, self.cfg.method_params, self.cfg.method)
 
     @property
     def progress(self) -> float:
