@@ -107,9 +107,9 @@ def build_params(cls: type[T], values: dict[str, Any], method: str) -> T:
     checked = {}
     for key, value in values.items():
         want = hints[key]
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
+        if float in (want, *typing.get_args(want)) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-            raise ThermoGFNError(f"--method-param {key}={value!r} must be of type {want.__name__}")
+            raise ThermoGFNError(f"--method-param {key}={value!r} must be of type {getattr(want, '__name__', want)}")
         checked[key] = value
     return cls(**checked)

@@ -31,7 +31,7 @@ def plot_training(rows: list[dict[str, Any]], path: Path) -> Path:
         ax.set_xlabel("round")
         ax.set_title(key)
         if key == "loss":
-            ax.set_yscale("log")
+            ax.set_yscale("symlog", linthresh=1e-2)  # RL losses can be negative (entropy bonus)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -1,0 +1,127 @@
+"""``ppo``: proximal policy optimisation (Schulman et al. 2017) over the construction MDP, CleanRL style.
+
+Each round: roll out ``cfg.batch_size`` episodes with the current policy (the round's reward calls), give each
+stop the terminal reward ``R(x)**beta / max R**beta seen so far`` (:mod:`thermogfn.baselines.rl`), estimate
+advantages with GAE from a separate value network, then run ``epochs`` passes of ``minibatches`` minibatch
+updates of the clipped surrogate plus ``vf_coef`` x value loss minus ``ent_coef`` x entropy. Learning rate
+``cfg.lr`` (Adam), gradient-norm clip ``cfg.grad_clip``, width ``cfg.model.hidden`` x ``cfg.model.layers``.
+
+Defaults tuned on TFBind8 (benchmarks/results/rl_tuning.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from thermogfn.baselines import rl
+from thermogfn.config import RunConfig
+from thermogfn.tasks import Task
+from thermogfn.trainer import BaseTrainer, RoundStats
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    gamma: float = 1.0  # episodes have a fixed, short horizon and one terminal reward: no discounting
+    gae_lambda: float = 0.95
+    epochs: int = 4  # passes over the round's transitions
+    minibatches: int = 4  # minibatches per pass
+    clip: float = 0.2  # surrogate clip range
+    clip_value: bool = False  # clip the value update as well
+    ent_coef: float = 0.5  # high: lower values collapse onto a few sequences (rl_tuning.md)
+    vf_coef: float = 0.5
+    normalise_reward: bool = True  # divide R**beta by the largest seen so far (rl.RewardScale)
+    norm_adv: bool = True  # standardise advantages per minibatch
+    target_kl: float | None = None  # stop the round's epochs early above this approximate KL
+
+
+class PPO(BaseTrainer):
+    def __init__(self, cfg: RunConfig, task: Task | None = None):
+        super().__init__(cfg, task)
+        self.hp = self.method_params(PPOConfig)
+        c = self.cfg
+        self.mdp = rl.build_mdp(c.mdp, self.task)
+        self.actor = rl.Policy(self.mdp, c.model.hidden, c.model.layers)
+        self.critic = rl.network(self.mdp, c.model.hidden, c.model.layers, 1, last_std=1.0)
+        self.params = list(self.actor.parameters()) + list(self.critic.parameters())
+        self.optimizer = torch.optim.Adam(self.params, lr=c.lr, eps=1e-5)
+        self.reward_scale = rl.RewardScale(self.hp.normalise_reward)
+        self._last: dict[str, float] = {}
+
+    def value(self, states: torch.Tensor) -> torch.Tensor:
+        return self.critic(self.mdp.encode(states)).squeeze(-1)
+
+    def train_round(self) -> RoundStats:
+        hp, cfg = self.hp, self.cfg
+        # 1. collect: exactly batch_size episodes, one reward call each
+        ep = rl.rollout(self.actor, cfg.batch_size, self.generator)
+        raw, _ = self.evaluate_samples(ep.objects)
+        beta = rl.reward_beta(cfg.beta_train, self.progress)
+        log_r = rl.terminal_log_reward(self.task, raw, beta)
+        self.reward_scale.observe(log_r)
+        reward = self.reward_scale(log_r)
+        with torch.no_grad():
+            values = self.value(ep.states.flatten(0, 1)).view(ep.active.shape)
+        adv = rl.gae(ep.step_rewards(reward), values, ep.done, ep.active, hp.gamma, hp.gae_lambda)
+        returns = adv + values
+        # 2. flatten the decisions actually taken
+        m = ep.active
+        s, a, old_logp = ep.states[m], ep.actions[m], ep.log_probs[m]
+        b_adv, b_ret, b_val = adv[m], returns[m], values[m]
+        n = s.shape[0]
+        size = max(1, n // hp.minibatches)
+        # 3. optimise the clipped objective for a few epochs
+        losses, v_losses, ents, kls, clipfracs = [], [], [], [], []
+        for _ in range(hp.epochs):
+            order = torch.randperm(n, generator=self.generator)
+            for start in range(0, n, size):
+                idx = order[start:start + size]
+                logp_all = self.actor(s[idx])
+                logp = logp_all.gather(1, a[idx, None]).squeeze(1)
+                log_ratio = logp - old_logp[idx]
+                ratio = log_ratio.exp()
+                with torch.no_grad():
+                    kls.append(float(((ratio - 1) - log_ratio).mean()))
+                    clipfracs.append(float(((ratio - 1).abs() > hp.clip).float().mean()))
+                mb_adv = b_adv[idx]
+                if hp.norm_adv and idx.numel() > 1:
+                    mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+                pg_loss = torch.max(-mb_adv * ratio, -mb_adv * ratio.clamp(1 - hp.clip, 1 + hp.clip)).mean()
+                new_v = self.value(s[idx])
+                if hp.clip_value:
+                    clipped = b_val[idx] + (new_v - b_val[idx]).clamp(-hp.clip, hp.clip)
+                    v_loss = 0.5 * torch.max((new_v - b_ret[idx]) ** 2, (clipped - b_ret[idx]) ** 2).mean()
+                else:
+                    v_loss = 0.5 * ((new_v - b_ret[idx]) ** 2).mean()
+                ent = rl.entropy(logp_all).mean()
+                loss = pg_loss - hp.ent_coef * ent + hp.vf_coef * v_loss
+                losses.append(self.gradient_step(loss, self.optimizer, self.params))
+                v_losses.append(float(v_loss.detach()))
+                ents.append(float(ent.detach()))
+            if hp.target_kl is not None and sum(kls[-hp.minibatches:]) / hp.minibatches > hp.target_kl:
+                break
+        self._last = {"entropy": _mean(ents), "value_loss": _mean(v_losses), "approx_kl": _mean(kls),
+                      "clipfrac": _mean(clipfracs), "reward_beta": beta}
+        self.step += 1
+        return RoundStats(_mean(losses), None, float(raw.mean()))
+
+    def method_metrics(self) -> dict[str, Any]:
+        return dict(self._last)
+
+    def method_state(self) -> dict[str, Any]:
+        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "reward_scale": self.reward_scale.state_dict(),
+                "last": dict(self._last), "hp": asdict(self.hp)}
+
+    def load_method_state(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.reward_scale.load_state_dict(state["reward_scale"])
+        self._last = dict(state["last"])
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
