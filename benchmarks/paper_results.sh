@@ -16,10 +16,10 @@ off() {  # task
 }
 ms tfbind8 2000 "$GFN,$BASE"
 off tfbind8
-ms qm9str 2000 "$GFN,$BASE"
 off qm9str
 ms sehstr 500 "$GFN"
 ms rna1 300 "$GFN"
+ms qm9str 2000 "$GFN,$BASE"
 for d in ms_tfbind8 off_tfbind8 ms_qm9str off_qm9str ms_sehstr ms_rna1; do
   mkdir -p "$OUT/$d"
   cp "$RUNS/$d"/results.md "$RUNS/$d"/results.csv "$RUNS/$d"/*.png "$OUT/$d/"
