@@ -148,7 +148,8 @@ class BaseTrainer(ABC):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["identity"] != self.cfg.identity():
+        # fields added in later versions take their defaults, so older checkpoints stay loadable
+        if RunConfig.from_dict(state["identity"]).identity() != self.cfg.identity():
             raise ThermoGFNError("the checkpoint was written by a run with another task or config; "
                                  "resume it with its own config, or start a new --out folder")
         self.load_method_state(state["method"])
