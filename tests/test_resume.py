@@ -150,3 +150,15 @@ def test_nonfinite_losses_stop_the_run_with_a_usable_checkpoint(tmp_path: Path, 
     state = RunDir(out).load_latest_checkpoint()
     assert state["skipped"] == 6 and state["step"] == 5
     assert all(torch.isfinite(v).all() for v in state["method"]["model"].values())
+
+
+def test_checkpoint_from_before_a_config_field_existed_still_loads(tmp_path: Path):
+    from thermogfn.train import make_trainer
+
+    out = tmp_path / "run"
+    train(_tiny_cfg(), out, progress=False)
+    state = RunDir(out).load_latest_checkpoint()
+    del state["identity"]["method_params"]  # as written by a version without that field
+    trainer = make_trainer(_tiny_cfg())
+    trainer.load_state_dict(state)
+    assert trainer.step == 6
