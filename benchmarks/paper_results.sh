@@ -27,3 +27,5 @@ done
 for d in ms_tfbind8 ms_qm9str; do
   python benchmarks/exact_tv.py "$RUNS/$d" --out "$OUT/$d/exact_tv.md"
 done
+
+python benchmarks/make_results.py

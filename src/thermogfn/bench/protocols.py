@@ -63,11 +63,14 @@ def mode_seeking(out: Path, base: RunConfig, methods: list[str], seeds: int, che
         points = _curve_points(trainer.cfg.steps)
         tops = [_top100(trainer.task, x[: p * per_round], raw[: p * per_round])[0] for p in points]
         reward_curves.setdefault(spec.method, []).append(([p * per_round for p in points], tops))
-        modes_at = {r["step"]: r["modes"] for r in metrics}
+        counter = trainer.task.mode_counter()
+        index = trainer.task.object_index(x)
         for c in checkpoints:
-            top_r, top_d = _top100(trainer.task, x[: c * per_round], raw[: c * per_round])
-            rows.append({"method": spec.method, "seed": spec.seed, "round": c, "reward_calls": c * per_round,
-                         "modes": modes_at.get(c), "top100_reward": top_r, "top100_diversity": top_d})
+            n = c * per_round
+            top_r, top_d = _top100(trainer.task, x[:n], raw[:n])
+            modes = counter.count_in(x[:n], index[:n], raw[:n]) if counter is not None else None
+            rows.append({"method": spec.method, "seed": spec.seed, "round": c, "reward_calls": n,
+                         "modes": modes, "top100_reward": top_r, "top100_diversity": top_d})
         model = getattr(trainer, "model", None)
         if model is not None and model.g_forward is not None:
             g_runs.append((f"{spec.method} s{spec.seed}", trainer))
