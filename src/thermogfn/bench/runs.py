@@ -10,7 +10,7 @@ from pathlib import Path
 
 from thermogfn.config import RunConfig
 from thermogfn.errors import ThermoGFNError
-from thermogfn.rundir import RunDir
+from thermogfn.rundir import RunDir, run_lock
 
 GFN_METHODS = ("logit", "layer", "logit+layer", "none")
 
@@ -79,10 +79,15 @@ def is_complete(spec: RunSpec) -> bool:
 def _execute(spec: RunSpec) -> str:
     import torch
 
-    from thermogfn.train import train
-
     torch.set_num_threads(1)
     run = RunDir(spec.path)
+    with run_lock(run.path):
+        return _execute_locked(spec, run)
+
+
+def _execute_locked(spec: RunSpec, run: RunDir) -> str:
+    from thermogfn.train import train
+
     resume = run.is_run()
     if resume:
         try:
