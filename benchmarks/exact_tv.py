@@ -15,7 +15,7 @@ import torch
 
 from thermogfn.bench.report import mean_std
 from thermogfn.evaluate import evaluate, load_run
-from thermogfn.train import Trainer
+from thermogfn.rundir import RunDir
 
 
 def main() -> None:
@@ -30,9 +30,9 @@ def main() -> None:
     err: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     modes: dict[str, list[int]] = defaultdict(list)
     for run in sorted((args.bench_dir / "runs").iterdir()):
-        loaded = load_run(run)
-        if not isinstance(loaded.trainer, Trainer):
+        if RunDir(run).load_config().method != "gfn":
             continue
+        loaded = load_run(run)
         method = run.name.rsplit("-s", 1)[0]
         result = evaluate(loaded, betas, exact=True, samples=0)
         for beta, row in zip(betas, result["betas"].values(), strict=True):
