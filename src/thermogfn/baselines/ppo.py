@@ -43,8 +43,7 @@ class PPO(BaseTrainer):
         self.hp = self.method_params(PPOConfig)
         c = self.cfg
         self.mdp = rl.build_mdp(c.mdp, self.task)
-        self.actor = rl.Policy(self.mdp, c.model.hidden, c.model.layers)
-        self.critic = rl.network(self.mdp, c.model.hidden, c.model.layers, 1, last_std=1.0)
+        self.actor, self.critic = rl.actor_critic(self.mdp, c.model.hidden, c.model.layers)
         self.params = list(self.actor.parameters()) + list(self.critic.parameters())
         self.optimizer = torch.optim.Adam(self.params, lr=c.lr, eps=1e-5)
         self.reward_scale = rl.RewardScale(self.hp.normalise_reward)
@@ -54,13 +53,9 @@ class PPO(BaseTrainer):
         return self.critic(self.mdp.encode(states)).squeeze(-1)
 
     def train_round(self) -> RoundStats:
-        hp, cfg = self.hp, self.cfg
+        hp = self.hp
         # 1. collect: exactly batch_size episodes, one reward call each
-        ep = rl.rollout(self.actor, cfg.batch_size, self.generator)
-        raw, _ = self.evaluate_samples(ep.objects)
-        beta = rl.reward_beta(cfg.beta_train, self.progress)
-        log_r = rl.terminal_log_reward(self.task, raw, beta)
-        self.reward_scale.observe(log_r)
+        ep, raw, log_r, beta = rl.collect(self, self.actor, self.reward_scale)
         reward = self.reward_scale(log_r)
         with torch.no_grad():
             values = self.value(ep.states.flatten(0, 1)).view(ep.active.shape)

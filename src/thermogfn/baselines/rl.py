@@ -14,6 +14,7 @@ log-probability is 0 and they teach the critic the reward of the finished object
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -22,6 +23,9 @@ from thermogfn.conditioning import mlp
 from thermogfn.mdp import MDP, make_mdp
 from thermogfn.priors import parse_beta_prior
 from thermogfn.tasks import Task
+
+if TYPE_CHECKING:
+    from thermogfn.trainer import BaseTrainer
 
 
 def build_mdp(mdp_kind: str, task: Task) -> MDP:
@@ -186,3 +190,19 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, done: torch.Tensor, active:
 def flat(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The entries of (B, T, ...) ``x`` where ``mask`` (B, T) is true, in row-major order."""
     return x[mask]
+
+
+def actor_critic(mdp: MDP, hidden: int, layers: int) -> tuple[Policy, nn.Sequential]:
+    """A policy over distinct children and a state-value network of the same width."""
+    return Policy(mdp, hidden, layers), network(mdp, hidden, layers, 1, last_std=1.0)
+
+
+def collect(trainer: BaseTrainer, actor: Policy,
+            scale: RewardScale) -> tuple[Episodes, torch.Tensor, torch.Tensor, float]:
+    """Roll out ``batch_size`` episodes and make their reward calls: episodes, raw rewards, log R(x)**beta, beta."""
+    ep = rollout(actor, trainer.cfg.batch_size, trainer.generator)
+    raw, _ = trainer.evaluate_samples(ep.objects)
+    beta = reward_beta(trainer.cfg.beta_train, trainer.progress)
+    log_r = terminal_log_reward(trainer.task, raw, beta)
+    scale.observe(log_r)
+    return ep, raw, log_r, beta

@@ -147,12 +147,8 @@ class SAC(BaseTrainer):
         return q_loss, float(actor_loss.detach()), float(ent.mean()), float(q1.detach().mean())
 
     def train_round(self) -> RoundStats:
-        hp, cfg = self.hp, self.cfg
-        ep = rl.rollout(self.actor, cfg.batch_size, self.generator)
-        raw, _ = self.evaluate_samples(ep.objects)
-        beta = rl.reward_beta(cfg.beta_train, self.progress)
-        log_r = rl.terminal_log_reward(self.task, raw, beta)
-        self.reward_scale.observe(log_r)
+        hp = self.hp
+        ep, raw, log_r, beta = rl.collect(self, self.actor, self.reward_scale)
         step_log_r = torch.where(ep.done, log_r[:, None], float("-inf"))
         m = ep.active
         self.buffer.add(ep.states[m], ep.actions[m], step_log_r[m], ep.next_states[m], ep.done[m])
