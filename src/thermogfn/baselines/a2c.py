@@ -11,15 +11,12 @@ Defaults tuned on TFBind8 (benchmarks/results/rl_tuning.md).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 
 from thermogfn.baselines import rl
-from thermogfn.config import RunConfig
-from thermogfn.tasks import Task
-from thermogfn.trainer import BaseTrainer, RoundStats
+from thermogfn.trainer import RoundStats
 
 
 @dataclass(frozen=True)
@@ -32,20 +29,8 @@ class A2CConfig:
     norm_adv: bool = True  # standardise the round's advantages
 
 
-class A2C(BaseTrainer):
-    def __init__(self, cfg: RunConfig, task: Task | None = None):
-        super().__init__(cfg, task)
-        self.hp = self.method_params(A2CConfig)
-        c = self.cfg
-        self.mdp = rl.build_mdp(c.mdp, self.task)
-        self.actor, self.critic = rl.actor_critic(self.mdp, c.model.hidden, c.model.layers)
-        self.params = list(self.actor.parameters()) + list(self.critic.parameters())
-        self.optimizer = torch.optim.Adam(self.params, lr=c.lr)
-        self.reward_scale = rl.RewardScale(self.hp.normalise_reward)
-        self._last: dict[str, float] = {}
-
-    def value(self, states: torch.Tensor) -> torch.Tensor:
-        return self.critic(self.mdp.encode(states)).squeeze(-1)
+class A2C(rl.ActorCriticTrainer):
+    config_class = A2CConfig
 
     def train_round(self) -> RoundStats:
         hp = self.hp
@@ -68,18 +53,3 @@ class A2C(BaseTrainer):
         self._last = {"entropy": float(ent.detach()), "value_loss": float(v_loss.detach()), "reward_beta": beta}
         self.step += 1
         return RoundStats(loss, None, float(raw.mean()))
-
-    def method_metrics(self) -> dict[str, Any]:
-        return dict(self._last)
-
-    def method_state(self) -> dict[str, Any]:
-        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "reward_scale": self.reward_scale.state_dict(),
-                "last": dict(self._last), "hp": asdict(self.hp)}
-
-    def load_method_state(self, state: dict[str, Any]) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.reward_scale.load_state_dict(state["reward_scale"])
-        self._last = dict(state["last"])

@@ -13,19 +13,18 @@ log-probability is 0 and they teach the critic the reward of the finished object
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from thermogfn.conditioning import mlp
+from thermogfn.config import RunConfig
 from thermogfn.mdp import MDP, make_mdp
 from thermogfn.priors import parse_beta_prior
 from thermogfn.tasks import Task
-
-if TYPE_CHECKING:
-    from thermogfn.trainer import BaseTrainer
+from thermogfn.trainer import BaseTrainer
 
 
 def build_mdp(mdp_kind: str, task: Task) -> MDP:
@@ -192,11 +191,6 @@ def flat(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return x[mask]
 
 
-def actor_critic(mdp: MDP, hidden: int, layers: int) -> tuple[Policy, nn.Sequential]:
-    """A policy over distinct children and a state-value network of the same width."""
-    return Policy(mdp, hidden, layers), network(mdp, hidden, layers, 1, last_std=1.0)
-
-
 def collect(trainer: BaseTrainer, actor: Policy,
             scale: RewardScale) -> tuple[Episodes, torch.Tensor, torch.Tensor, float]:
     """Roll out ``batch_size`` episodes and make their reward calls: episodes, raw rewards, log R(x)**beta, beta."""
@@ -206,3 +200,41 @@ def collect(trainer: BaseTrainer, actor: Policy,
     log_r = terminal_log_reward(trainer.task, raw, beta)
     scale.observe(log_r)
     return ep, raw, log_r, beta
+
+
+class ActorCriticTrainer(BaseTrainer):
+    """What PPO and A2C share: a policy and a state-value network over the MDP, one Adam optimiser, the
+    reward scale, and their checkpoint state. Subclasses set ``config_class`` and write ``train_round``."""
+
+    config_class: type
+    adam_eps: float = 1e-8
+
+    def __init__(self, cfg: RunConfig, task: Task | None = None):
+        super().__init__(cfg, task)
+        self.hp = self.method_params(self.config_class)
+        c = self.cfg
+        self.mdp = build_mdp(c.mdp, self.task)
+        self.actor = Policy(self.mdp, c.model.hidden, c.model.layers)
+        self.critic = network(self.mdp, c.model.hidden, c.model.layers, 1, last_std=1.0)
+        self.params = list(self.actor.parameters()) + list(self.critic.parameters())
+        self.optimizer = torch.optim.Adam(self.params, lr=c.lr, eps=self.adam_eps)
+        self.reward_scale = RewardScale(self.hp.normalise_reward)
+        self._last: dict[str, float] = {}
+
+    def value(self, states: torch.Tensor) -> torch.Tensor:
+        return self.critic(self.mdp.encode(states)).squeeze(-1)
+
+    def method_metrics(self) -> dict[str, Any]:
+        return dict(self._last)
+
+    def method_state(self) -> dict[str, Any]:
+        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "reward_scale": self.reward_scale.state_dict(),
+                "last": dict(self._last), "hp": asdict(self.hp)}
+
+    def load_method_state(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.reward_scale.load_state_dict(state["reward_scale"])
+        self._last = dict(state["last"])
