@@ -73,7 +73,10 @@ def is_complete(spec: RunSpec) -> bool:
         return False
     newest = run.checkpoint_paths()[:1]
     done = bool(newest) and int(newest[0].stem.split("_")[1]) == cfg.steps
-    return done and cfg.identity() == _resolved_identity(spec) and cfg.steps == _resolved_steps(spec)
+    if not done:
+        return False
+    wanted = _resolved(spec)  # loads the task once
+    return cfg.identity() == wanted.identity() and cfg.steps == wanted.steps
 
 
 def _execute(spec: RunSpec) -> str:
@@ -91,7 +94,7 @@ def _execute_locked(spec: RunSpec, run: RunDir) -> str:
     resume = run.is_run()
     if resume:
         try:
-            same = run.load_config().identity() == _resolved_identity(spec)
+            same = run.load_config().identity() == _resolved(spec).identity()
         except ThermoGFNError:
             same = False
         if not same:
@@ -106,13 +109,6 @@ def _resolved(spec: RunSpec) -> RunConfig:
 
     return resolve(spec.cfg, load_task(spec.cfg))
 
-
-def _resolved_identity(spec: RunSpec) -> dict:
-    return _resolved(spec).identity()
-
-
-def _resolved_steps(spec: RunSpec) -> int:
-    return _resolved(spec).steps
 
 
 def run_all(specs: list[RunSpec], jobs: int = 1, echo=print) -> None:
