@@ -15,11 +15,10 @@ from typing import Any
 
 import torch
 
-from thermogfn.config import RunConfig
+from thermogfn.config import ModelConfig, RunConfig
 from thermogfn.exact import exact_metrics, target_distribution
-from thermogfn.policy import ModelConfig
-from thermogfn.tasks import Task
-from thermogfn.train import Trainer, load_task
+from thermogfn.gfn import GFlowNetTrainer
+from thermogfn.tasks import Task, load_task
 
 BETAS = (1.0, 2.0, 3.0, 10.0, 30.0, 100.0, 1000.0)
 VARIANTS: dict[str, ModelConfig] = {
@@ -42,7 +41,7 @@ def uniform_reference(task: Task, betas: tuple[float, ...]) -> dict[str, float]:
 def run_variant(task: Task, model: ModelConfig, rounds: int, seed: int, lr: float | None) -> dict[str, Any]:
     cfg = RunConfig(task="tfbind8", mdp="prepend-append", objective="tb", beta_train="uniform:1:3", steps=rounds,
                     seed=seed, lr=lr, model=model)
-    trainer = Trainer(cfg, task)
+    trainer = GFlowNetTrainer(cfg, task)
     t0 = time.perf_counter()
     for _ in range(rounds):
         trainer.train_round()

@@ -19,11 +19,10 @@ from typing import Any
 
 import torch
 
-from thermogfn.config import RunConfig
+from thermogfn.config import ModelConfig, RunConfig
 from thermogfn.exact import terminal_distribution
-from thermogfn.policy import ModelConfig
-from thermogfn.tasks import Task
-from thermogfn.train import Trainer, load_task
+from thermogfn.gfn import GFlowNetTrainer
+from thermogfn.tasks import Task, load_task
 
 MODES: dict[str, str] = {"none": "constant:1", "layer": "uniform:1:3", "logit": "uniform:1:3",
                          "logit+layer": "uniform:1:3"}
@@ -42,7 +41,7 @@ def summary(values: list[float]) -> dict[str, float]:
             "p10": q[0], "p90": q[-1]}
 
 
-def time_rounds(trainer: Trainer, warmup: int, rounds: int) -> dict[str, Any]:
+def time_rounds(trainer: GFlowNetTrainer, warmup: int, rounds: int) -> dict[str, Any]:
     for _ in range(warmup):
         trainer.train_round()
     wall, cpu = [], []
@@ -54,7 +53,7 @@ def time_rounds(trainer: Trainer, warmup: int, rounds: int) -> dict[str, Any]:
     return {"wall_ms": summary(wall), "cpu_ms": summary(cpu), "rounds": rounds, "warmup": warmup}
 
 
-def time_exact(trainer: Trainer, task: Task, beta: float, repeats: int) -> dict[str, Any]:
+def time_exact(trainer: GFlowNetTrainer, task: Task, beta: float, repeats: int) -> dict[str, Any]:
     terminal_distribution(trainer.model, task, beta)  # warm-up
     wall, cpu = [], []
     for _ in range(repeats):
@@ -66,7 +65,7 @@ def time_exact(trainer: Trainer, task: Task, beta: float, repeats: int) -> dict[
 
 
 def profile_logit(task: Task, warmup: int, rounds: int, top: int = 25) -> None:
-    trainer = Trainer(make_config("logit"), task)
+    trainer = GFlowNetTrainer(make_config("logit"), task)
     for _ in range(warmup):
         trainer.train_round()
     prof = cProfile.Profile()
@@ -100,9 +99,9 @@ def main() -> None:
         return
     results: dict[str, Any] = {}
     for mode in args.modes:
-        results[mode] = time_rounds(Trainer(make_config(mode), task), args.warmup, args.rounds)
+        results[mode] = time_rounds(GFlowNetTrainer(make_config(mode), task), args.warmup, args.rounds)
         print(f"{mode}: {results[mode]['wall_ms']['mean']:.1f} ms/round", flush=True)
-    exact = time_exact(Trainer(make_config("logit"), task), task, 2.0, args.exact_repeats)
+    exact = time_exact(GFlowNetTrainer(make_config("logit"), task), task, 2.0, args.exact_repeats)
     print("\n| what | wall mean ms | wall std | wall median | wall p10-p90 | CPU mean ms | CPU std |")
     print("|---|---|---|---|---|---|---|")
     for mode, r in results.items():

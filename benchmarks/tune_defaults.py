@@ -38,13 +38,12 @@ from typing import Any
 
 import torch
 
-from thermogfn.config import RunConfig
+from thermogfn.config import ModelConfig, RunConfig
 from thermogfn.exact import exact_metrics, target_distribution
-from thermogfn.policy import ModelConfig
+from thermogfn.gfn import GFlowNetTrainer
 from thermogfn.tasks import Task
 from thermogfn.tasks.custom import CustomTask
 from thermogfn.tasks.hypergrid import HypergridTask
-from thermogfn.train import Trainer
 
 RESULTS = Path(__file__).parent / "results"
 BETAS = (1.0, 2.0, 3.0)
@@ -108,7 +107,7 @@ def run_one(task: Task, lr: float, hidden: int, eps: float, seed: int, checkpoin
     cfg = RunConfig(task=task.name, objective="tb", beta_train="uniform:1:3", batch_size=32, replay_batch=32,
                     lr=lr, eps=eps, steps=checkpoints[-1], seed=seed,
                     model=ModelConfig(conditioning="logit", hidden=hidden))
-    trainer = Trainer(cfg, task)
+    trainer = GFlowNetTrainer(cfg, task)
     curve = []
     seconds = 0.0
     for ckpt in checkpoints:

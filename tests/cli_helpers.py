@@ -16,7 +16,7 @@ def run_cli(*args: str, plots: bool = False) -> tuple[int, str, str]:
     patches = contextlib.ExitStack()
     patches.enter_context(mock.patch.object(sys, "argv", ["thermogfn", *args]))
     if not plots:  # matplotlib is most of a tiny run's time and not what is tested here
-        patches.enter_context(mock.patch("thermogfn.cli._write_plots"))
+        patches.enter_context(mock.patch("thermogfn.loop.write_plots"))
     code = 0
     with patches, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import torch
 
-from thermogfn import chem
 from thermogfn.errors import ThermoGFNError
 from thermogfn.metrics import mean_pairwise_distance
+from thermogfn.tasks import chem
 from thermogfn.tasks.base import strings_to_objects
 from thermogfn.tasks.data import data_dir
 from thermogfn.tasks.qm9str import QM9StrTask

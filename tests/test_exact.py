@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 
+from thermogfn.config import ModelConfig
 from thermogfn.exact import exact_metrics, target_distribution, terminal_distribution
 from thermogfn.mdp import MDP, make_mdp
-from thermogfn.policy import GFlowNetModel, ModelConfig
+from thermogfn.policy import GFlowNetModel
 from thermogfn.sampling import forward_rollout
 
 N_SAMPLES = 20_000

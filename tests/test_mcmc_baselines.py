@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from thermogfn.baselines import BASELINES
 from thermogfn.baselines.annealing import SAParams, SimulatedAnnealing
 from thermogfn.baselines.mcmc import MCMC, MCMCParams, metropolis_accept, point_mutations
 from thermogfn.cli import main
 from thermogfn.config import RunConfig
 from thermogfn.exact import target_distribution
+from thermogfn.loop import train
+from thermogfn.methods import trainer_class
 from thermogfn.rundir import RunDir
-from thermogfn.train import train
 from thermogfn.trainer import RoundStats
 
 
@@ -35,7 +35,7 @@ def _run(trainer, rounds: int) -> None:
 
 
 def test_registered():
-    assert BASELINES["mcmc"] is MCMC and BASELINES["sa"] is SimulatedAnnealing
+    assert trainer_class("mcmc") is MCMC and trainer_class("sa") is SimulatedAnnealing
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
@@ -178,7 +178,7 @@ def test_resume_is_identical_to_an_uninterrupted_run(method, make_table_task, tm
     params = dict(method=method, steps=40, checkpoint_every=7, log_every=3, seed=4)
     full = train(_cfg(**params), tmp_path / "full", task=task, progress=False)
     part = tmp_path / "part"
-    cls = BASELINES[method]
+    cls = trainer_class(method)
     real_round = cls.train_round
 
     def killed_at_17(self):

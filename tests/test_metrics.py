@@ -11,8 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from thermogfn.metrics import (
-    ModeTracker,
-    count_modes,
     levenshtein,
     mean_pairwise_distance,
     pairwise_distances,
@@ -22,6 +20,7 @@ from thermogfn.metrics import (
     topk_unique,
     unique_rows,
 )
+from thermogfn.modes import ModeTracker, count_modes
 
 
 def lev_ref(a: list[int], b: list[int]) -> int:

@@ -12,9 +12,10 @@ import math
 import pytest
 import torch
 
+from thermogfn.config import ModelConfig
 from thermogfn.mdp import MDP, HypergridMDP, make_mdp
 from thermogfn.objectives import OBJECTIVES, loss, score
-from thermogfn.policy import BetaContext, GFlowNetModel, ModelConfig, StepOutput
+from thermogfn.policy import BetaContext, GFlowNetModel, StepOutput
 from thermogfn.sampling import Trajectories, backward_rollout, forward_rollout
 
 NEG_INF = -math.inf

@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from thermogfn.config import RunConfig
+from thermogfn.config import ModelConfig, RunConfig
 from thermogfn.errors import ThermoGFNError
-from thermogfn.policy import ModelConfig
+from thermogfn.loop import train
 from thermogfn.rundir import RunDir, run_lock
-from thermogfn.train import train
 
 ARGS = ["--task", "hypergrid", "--ndim", "2", "--height", "6", "--hidden", "32", "--batch-size", "8",
         "--replay-batch", "8", "--log-every", "2", "--checkpoint-every", "3", "--seed", "3", "--no-progress"]
@@ -144,7 +143,7 @@ def test_nonfinite_losses_stop_the_run_with_a_usable_checkpoint(tmp_path: Path, 
         value = real(*args, **kwargs)
         return value * float("nan") if calls["n"] > 4 else value  # rounds 1-2 fine, then NaN forever
 
-    monkeypatch.setattr(sys.modules["thermogfn.train"], "loss", poisoned)
+    monkeypatch.setattr(sys.modules["thermogfn.gfn"], "loss", poisoned)
     with pytest.raises(ThermoGFNError, match="consecutive steps had a non-finite loss"):
         train(_tiny_cfg(steps=50, max_consecutive_skips=6), out, progress=False)
     state = RunDir(out).load_latest_checkpoint()
@@ -153,7 +152,7 @@ def test_nonfinite_losses_stop_the_run_with_a_usable_checkpoint(tmp_path: Path, 
 
 
 def test_checkpoint_from_before_a_config_field_existed_still_loads(tmp_path: Path):
-    from thermogfn.train import make_trainer
+    from thermogfn.methods import make_trainer
 
     out = tmp_path / "run"
     train(_tiny_cfg(), out, progress=False)

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from thermogfn.baselines import BASELINES, rl
+from thermogfn.baselines import rl
 from thermogfn.cli import main
-from thermogfn.config import RunConfig
+from thermogfn.config import ModelConfig, RunConfig
+from thermogfn.loop import train
 from thermogfn.mdp import PrependAppendMDP
-from thermogfn.policy import ModelConfig
+from thermogfn.methods import trainer_class
 from thermogfn.rundir import RunDir
 from thermogfn.tasks.custom import CustomTask
-from thermogfn.train import train
 
 METHODS = ("ppo", "a2c", "sac")
 TARGET = "ABBA"
@@ -53,7 +53,7 @@ def test_reaches_the_optimum_of_a_small_task(method: str):
     task = _abba_task()
     rounds = {"ppo": 30, "a2c": 120, "sac": 60}[method]
     cfg = RunConfig(task="abba", method=method, model=ModelConfig(hidden=32), batch_size=16, steps=rounds, lr=3e-3)
-    trainer = BASELINES[method](cfg, task)
+    trainer = trainer_class(method)(cfg, task)
     for _ in range(cfg.steps):
         trainer.train_round()
     last = torch.cat(trainer.samples[-5:])  # the last 5 rounds' samples

@@ -6,22 +6,42 @@ Quick use::
     trainer = tg.train(tg.RunConfig(task="tfbind8", steps=2000), "runs/tfbind8")
     print(tg.exact_metrics(trainer.model, trainer.task, beta=10.0)["tv"])
     x, reward = tg.draw_samples(trainer, beta=10.0, n=100)
+
+Names are imported on first use, so ``import thermogfn`` (and the command line's help) does not load torch.
 """
 
-from thermogfn.config import RunConfig
-from thermogfn.errors import ThermoGFNError
-from thermogfn.evaluate import draw_samples, evaluate, load_run
-from thermogfn.exact import exact_metrics, target_distribution, terminal_distribution
-from thermogfn.policy import GFlowNetModel, ModelConfig
-from thermogfn.priors import BetaPrior, parse_beta_prior
-from thermogfn.tasks import Shaping, Task, make_task
-from thermogfn.tasks.custom import CustomTask
-from thermogfn.train import Trainer, train
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BetaPrior", "CustomTask", "GFlowNetModel", "ModelConfig", "RunConfig", "Shaping", "Task", "ThermoGFNError",
-    "Trainer", "draw_samples", "evaluate", "exact_metrics", "load_run", "make_task", "parse_beta_prior",
-    "target_distribution", "terminal_distribution", "train",
-]
+_EXPORTS = {
+    "BetaPrior": "thermogfn.priors", "parse_beta_prior": "thermogfn.priors",
+    "RunConfig": "thermogfn.config", "ModelConfig": "thermogfn.config",
+    "ThermoGFNError": "thermogfn.errors",
+    "draw_samples": "thermogfn.evaluate", "evaluate": "thermogfn.evaluate", "load_run": "thermogfn.evaluate",
+    "exact_metrics": "thermogfn.exact", "target_distribution": "thermogfn.exact",
+    "terminal_distribution": "thermogfn.exact",
+    "GFlowNetModel": "thermogfn.policy",
+    "Shaping": "thermogfn.tasks", "Task": "thermogfn.tasks", "make_task": "thermogfn.tasks",
+    "CustomTask": "thermogfn.tasks.custom",
+    "GFlowNetTrainer": "thermogfn.gfn",
+    "METHODS": "thermogfn.methods", "make_trainer": "thermogfn.methods",
+    "train": "thermogfn.loop",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'thermogfn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

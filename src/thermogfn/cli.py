@@ -1,4 +1,5 @@
-"""The ``thermogfn`` command: train, sample, eval."""
+"""The ``thermogfn`` command: train, sample, eval, bench. Torch is imported only when a command starts work, so
+``--help`` and argument errors answer at once."""
 
 from __future__ import annotations
 
@@ -11,11 +12,32 @@ from pathlib import Path
 
 import click
 
-from thermogfn.config import RunConfig
+from thermogfn.config import (
+    BETA_INPUTS,
+    CONDITIONINGS,
+    G_KINDS,
+    HYPERGRID_DEFAULTS,
+    LAYER_ENCODINGS,
+    MDP_KINDS,
+    OBJECTIVES,
+    TASKS,
+    ModelConfig,
+    RunConfig,
+)
 from thermogfn.errors import Interrupted, ThermoGFNError
+from thermogfn.methods import BENCH_METHODS, METHODS
+from thermogfn.priors import PRIOR_FORMS
 
-CONDITIONING_CHOICES = ["none", "layer", "logit", "logit+layer"]
 MAX_BETA = 1e6
+TASK_HELP = f"{', '.join(TASKS)}, or a custom reward: path/to/file.py:function or pkg.module:function"
+
+
+def _start_work() -> None:
+    """Load torch with one intra-op thread: on small CPUs more threads cost more than they give
+    (benchmarks/README.md); THERMOGFN_THREADS overrides it."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("THERMOGFN_THREADS", "1")))
 
 
 def _parse_betas(text: str) -> list[float]:
@@ -35,26 +57,25 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--task", default="tfbind8", show_default=True,
-              help="tfbind8, qm9str, hypergrid, or a custom reward: path/to/file.py:function or pkg.module:function")
+@click.option("--task", default="tfbind8", show_default=True, help=TASK_HELP)
 @click.option("--data-dir", default=None, help="Task data folder (default: $THERMOGFN_DATA_DIR, ../shared/data)")
 @click.option("--alphabet", default=None, help="Custom tasks: the sequence alphabet, e.g. ACGT")
 @click.option("--length", type=int, default=None, help="Custom tasks: the sequence length")
 @click.option("--reward-min", type=float, default=None, help="Custom tasks: floor raw rewards at this value")
 @click.option("--reward-timeout", type=float, default=None, help="Custom tasks: seconds one reward call may take")
-@click.option("--ndim", type=int, default=4, show_default=True, help="Hypergrid: dimensions")
-@click.option("--height", type=int, default=8, show_default=True, help="Hypergrid: side length")
-@click.option("--method", default="gfn", show_default=True,
-              help="gfn (a GFlowNet), or a baseline: ppo, sac, a2c, mcmc, sa, random")
+@click.option("--ndim", type=int, default=None, help=f"Hypergrid: dimensions (default {HYPERGRID_DEFAULTS['ndim']})")
+@click.option("--height", type=int, default=None,
+              help=f"Hypergrid: side length (default {HYPERGRID_DEFAULTS['height']})")
+@click.option("--method", type=click.Choice(list(METHODS), case_sensitive=False), default="gfn", show_default=True,
+              help="gfn (a GFlowNet), or a baseline")
 @click.option("--method-param", "method_params", multiple=True, metavar="KEY=VALUE",
               help="A baseline's hyper-parameter, e.g. --method-param mutations=2 (repeatable)")
-@click.option("--conditioning", type=click.Choice(CONDITIONING_CHOICES), default="logit", show_default=True)
-@click.option("--mdp", type=click.Choice(["prepend-append", "append", "hypergrid"]), default=None,
+@click.option("--conditioning", type=click.Choice(CONDITIONINGS), default="logit", show_default=True)
+@click.option("--mdp", type=click.Choice(MDP_KINDS), default=None,
               help="Default: prepend-append for sequences, hypergrid for the hypergrid")
-@click.option("--objective", type=click.Choice(["tb", "db", "subtb"]), default="tb", show_default=True)
+@click.option("--objective", type=click.Choice(OBJECTIVES), default="tb", show_default=True)
 @click.option("--subtb-lambda", type=float, default=0.9, show_default=True)
-@click.option("--beta-train", default="uniform:1:3", show_default=True,
-              help="Training prior: constant:B, uniform:A:B, loguniform:A:B, normal:MU:SIGMA[:LO:HI], anneal:A:B")
+@click.option("--beta-train", default="uniform:1:3", show_default=True, help=f"Training prior: {PRIOR_FORMS}")
 @click.option("--beta-explore", default=None, help="Exploration prior for on-policy batches (default: --beta-train)")
 @click.option("--steps", type=int, default=None, help="Training rounds (default: the task's, 2000 for the paper's)")
 @click.option("--batch-size", type=int, default=32, show_default=True)
@@ -62,12 +83,14 @@ def cli() -> None:
 @click.option("--eps", type=float, default=None, help="Exploration: eps-uniform over distinct children")
 @click.option("--lr", type=float, default=None, help="Policy learning rate (default: the task's)")
 @click.option("--lr-logz", type=float, default=1e-2, show_default=True)
-@click.option("--hidden", type=int, default=None, help="Hidden size (default: the task's)")
-@click.option("--layers", type=int, default=2, show_default=True)
+@click.option("--grad-clip", type=float, default=10.0, show_default=True, help="Gradient-norm clip")
+@click.option("--hidden", type=int, default=None, help="Hidden width (default: the task's)")
+@click.option("--layers", type=int, default=2, show_default=True,
+              help="The MLP trunk has LAYERS+1 hidden layers of width --hidden")
 @click.option("--learn-pb/--uniform-pb", default=False, show_default=True)
-@click.option("--g", "g_kind", type=click.Choice(["positive", "signed"]), default="positive", show_default=True)
-@click.option("--beta-input", type=click.Choice(["log", "raw"]), default="log", show_default=True)
-@click.option("--layer-encoding", type=click.Choice(["value", "thermometer"]), default="value", show_default=True)
+@click.option("--g", "g_kind", type=click.Choice(G_KINDS), default="positive", show_default=True)
+@click.option("--beta-input", type=click.Choice(BETA_INPUTS), default="log", show_default=True)
+@click.option("--layer-encoding", type=click.Choice(LAYER_ENCODINGS), default="value", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--offline", is_flag=True, help="Train from a dataset (no reward calls)")
 @click.option("--offline-data", default=None, help="CSV sequence,reward (default: bottom half of the task's table)")
@@ -75,34 +98,35 @@ def cli() -> None:
 @click.option("--checkpoint-every", type=int, default=100, show_default=True)
 @click.option("--max-consecutive-skips", type=int, default=20, show_default=True,
               help="Stop (with a checkpoint) after this many non-finite steps in a row")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint")
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Run directory")
+@click.option("--resume", is_flag=False, flag_value="", default=None, metavar="[RUNDIR]",
+              help="Continue a run from its last checkpoint: --resume RUNDIR (or --resume --out RUNDIR)")
 @click.option("--overwrite", is_flag=True, help="Replace a finished or unrelated run in --out")
 @click.option("--progress/--no-progress", default=True)
 def train(**kw) -> None:
-    """Train a GFlowNet; writes RUNDIR/config.json, metrics.jsonl, checkpoints/ and plots/."""
-    from thermogfn.config import RunConfig
-    from thermogfn.policy import ModelConfig
-    from thermogfn.rundir import RunDir, run_lock
-    from thermogfn.train import train as run_training
-
+    """Train a GFlowNet (or a baseline); writes RUNDIR/config.json, metrics.jsonl, checkpoints/ and plots/."""
     out, resume, overwrite, progress = kw.pop("out"), kw.pop("resume"), kw.pop("overwrite"), kw.pop("progress")
+    if resume and out and Path(resume) != Path(out):
+        raise ThermoGFNError(f"--resume {resume} and --out {out} name different runs; give the run once")
+    out = out or resume
+    if not out:
+        raise ThermoGFNError("name the run directory: --out RUNDIR (or --resume RUNDIR to continue one)")
+    _start_work()
+    from thermogfn.loop import train as run_training
+    from thermogfn.rundir import RunDir
+
     run = RunDir(out)
-    with run_lock(run.path):
-        if resume:
-            cfg = run.load_config()
-            if kw["steps"] is not None:
-                cfg.steps = kw["steps"]
-        else:
-            if run.is_run() and not overwrite:
-                raise ThermoGFNError(f"{out} already holds a run; use --resume to continue it, "
-                                     "--overwrite to replace it, or another --out")
-            model = ModelConfig(conditioning=kw.pop("conditioning"), hidden=kw.pop("hidden"),
-                                layers=kw.pop("layers"), learn_pb=kw.pop("learn_pb"), g_kind=kw.pop("g_kind"),
-                                beta_input=kw.pop("beta_input"), layer_encoding=kw.pop("layer_encoding"))
-            cfg = RunConfig(model=model, method_params=_parse_method_params(kw.pop("method_params")), **kw)
-        trainer = run_training(cfg, run.path, progress=progress, resume=resume)
-        _write_plots(run, trainer)
+    if resume is not None:
+        cfg = run.load_config()
+        if kw["steps"] is not None:
+            cfg.steps = kw["steps"]
+    else:
+        model = ModelConfig(conditioning=kw.pop("conditioning"), hidden=kw.pop("hidden"),
+                            layers=kw.pop("layers"), learn_pb=kw.pop("learn_pb"), g_kind=kw.pop("g_kind"),
+                            beta_input=kw.pop("beta_input"), layer_encoding=kw.pop("layer_encoding"))
+        cfg = RunConfig(model=model, method_params=_parse_method_params(kw.pop("method_params")),
+                        **kw)
+    trainer = run_training(cfg, run.path, progress=progress, resume=resume is not None, overwrite=overwrite)
     modes = ""
     if trainer.modes is not None:
         total = f"/{trainer.modes.n_modes}" if trainer.modes.n_modes else ""
@@ -123,19 +147,6 @@ def _parse_method_params(items: tuple[str, ...]) -> dict:
     return params
 
 
-def _write_plots(run, trainer) -> None:
-    from thermogfn.plots import plot_conditioning, plot_training
-    from thermogfn.priors import parse_beta_prior
-
-    rows = run.read_metrics()
-    if rows:
-        plot_training(rows, run.path / "plots" / "training.png")
-    model = getattr(trainer, "model", None)
-    if model is not None:
-        lo, hi = parse_beta_prior(trainer.cfg.beta_train).support()
-        plot_conditioning(model, (lo, hi), run.path / "plots" / "conditioning.png")
-
-
 @cli.command()
 @click.argument("rundir", type=click.Path())
 @click.option("--beta", type=float, required=True, help="Inverse temperature to sample at")
@@ -144,11 +155,15 @@ def _write_plots(run, trainer) -> None:
 @click.option("--out", "out_file", default=None, help="CSV file (default: standard output)")
 def sample(rundir: str, beta: float, n: int, seed: int, out_file: str | None) -> None:
     """Sample sequences from a trained run at BETA; writes sequence,reward rows."""
+    if not (0 < beta <= MAX_BETA) or n < 1:
+        raise ThermoGFNError(f"--beta must be a positive number up to {MAX_BETA:g} and -n at least 1")
+    target = Path(out_file) if out_file else None
+    if target is not None and not target.parent.parent.is_dir():
+        raise ThermoGFNError(f"the folder {target.parent.parent} of --out {out_file} does not exist; create it first")
+    _start_work()
     from thermogfn.evaluate import draw_samples, load_run
     from thermogfn.rundir import atomic_write_text
 
-    if not (0 < beta <= MAX_BETA) or n < 1:
-        raise ThermoGFNError(f"--beta must be a positive number up to {MAX_BETA:g} and -n at least 1")
     loaded = load_run(rundir)
     x, raw = draw_samples(loaded.trainer, beta, n, seed)
     buf = io.StringIO()
@@ -156,8 +171,9 @@ def sample(rundir: str, beta: float, n: int, seed: int, out_file: str | None) ->
     writer.writerow(["sequence", "reward"])
     for s, r in zip(loaded.trainer.task.decode(x), raw.tolist(), strict=True):
         writer.writerow([s, f"{r:.6g}"])
-    if out_file:
-        atomic_write_text(Path(out_file), buf.getvalue())
+    if target is not None:
+        atomic_write_text(target, buf.getvalue())
+        click.echo(f"wrote {n} samples at beta {beta:g} to {target}", err=True)
     else:
         click.echo(buf.getvalue(), nl=False)
 
@@ -171,17 +187,18 @@ def sample(rundir: str, beta: float, n: int, seed: int, out_file: str | None) ->
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object")
 def eval_(rundir: str, betas: str, exact: bool | None, samples: int, seed: int, as_json: bool) -> None:
     """Evaluate a run: exact TV/KL/log Z error where the space is enumerable, and sample metrics."""
-    from thermogfn.evaluate import evaluate, load_run
-
     beta_list = _parse_betas(betas)
     if samples < 0:
         raise ThermoGFNError("--samples must be >= 0")
+    _start_work()
+    from thermogfn.evaluate import evaluate, load_run
+
     result = evaluate(load_run(rundir), beta_list, exact, samples, seed)
     if as_json:
         click.echo(json.dumps(result))
         return
     keys = ["tv", "kl", "log_z_error", "expected_reward_model", "expected_reward_target", "mean_reward",
-            "top100_reward", "top100_diversity", "fraction_unique", "modes"]
+            "top100_reward", "top100_n", "top100_diversity", "fraction_unique", "modes"]
     present = [k for k in keys if any(k in row for row in result["betas"].values())]
     click.echo("| beta | " + " | ".join(present) + " |")
     click.echo("|---" * (len(present) + 1) + "|")
@@ -198,14 +215,15 @@ def bench() -> None:
 def _bench_options(default_rounds: int | None, default_prior: str):
     def wrap(f):
         for opt in reversed([
-            click.option("--task", default="tfbind8", show_default=True),
+            click.option("--task", default="tfbind8", show_default=True, help=TASK_HELP),
             click.option("--data-dir", default=None),
-            click.option("--methods", default="logit,layer,logit+layer,none", show_default=True),
+            click.option("--methods", default="logit,layer,logit+layer,none", show_default=True,
+                         help=f"Comma-separated, from: {', '.join(BENCH_METHODS)}"),
             click.option("--seeds", type=int, default=3, show_default=True),
             click.option("--rounds", type=int, default=default_rounds,
                          help="Training rounds per run (default: the task's)" if default_rounds is None else None,
                          show_default=default_rounds is not None),
-            click.option("--beta-train", default=default_prior, show_default=True),
+            click.option("--beta-train", default=default_prior, show_default=True, help=PRIOR_FORMS),
             click.option("--lr", type=float, default=None), click.option("--hidden", type=int, default=None),
             click.option("--batch-size", type=int, default=32, show_default=True),
             click.option("--jobs", type=int, default=1, show_default=True, help="Runs trained in parallel"),
@@ -217,9 +235,6 @@ def _bench_options(default_rounds: int | None, default_prior: str):
 
 
 def _bench_base(kw: dict, **extra) -> RunConfig:
-    from thermogfn.config import RunConfig
-    from thermogfn.policy import ModelConfig
-
     return RunConfig(task=kw["task"], data_dir=kw["data_dir"], steps=kw["rounds"], beta_train=kw["beta_train"],
                      lr=kw["lr"], batch_size=kw["batch_size"], model=ModelConfig(hidden=kw["hidden"]),
                      checkpoint_every=250, **extra)
@@ -230,9 +245,10 @@ def _bench_base(kw: dict, **extra) -> RunConfig:
 @click.option("--checkpoints", default=None, help="Rounds to report at (default: 1/4, 1/2, 3/4 and all rounds)")
 def bench_mode_seeking(**kw) -> None:
     """Online mode discovery: modes, top-100 reward and diversity over training samples, per method."""
+    _start_work()
     from thermogfn.bench.protocols import mode_seeking
     from thermogfn.bench.runs import parse_methods
-    from thermogfn.train import load_task
+    from thermogfn.tasks import load_task
 
     base = _bench_base(kw)
     rounds = kw["rounds"] or load_task(base).defaults.rounds
@@ -253,6 +269,7 @@ def bench_mode_seeking(**kw) -> None:
 @click.option("--offline-data", default=None, help="CSV sequence,reward (default: bottom half of the table)")
 def bench_offline(**kw) -> None:
     """Offline generalisation to unseen temperatures: train on data, test at betas outside the range."""
+    _start_work()
     from thermogfn.bench.protocols import offline
     from thermogfn.bench.runs import parse_methods
 
@@ -270,10 +287,6 @@ def _fmt(v: object) -> str:
 
 def main() -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
-    import torch
-
-    # one intra-op thread: on small CPUs more threads cost more than they give (benchmarks/README.md)
-    torch.set_num_threads(int(os.environ.get("THERMOGFN_THREADS", "1")))
     try:
         cli.main(standalone_mode=False)
     except Interrupted as exc:
@@ -286,7 +299,7 @@ def main() -> None:
         click.echo("interrupted", err=True)
         sys.exit(130)
     except KeyboardInterrupt:
-        click.echo("interrupted; the last checkpoint is kept: continue with `thermogfn train --resume --out RUNDIR`",
+        click.echo("interrupted; the last checkpoint is kept: continue with `thermogfn train --resume RUNDIR`",
                    err=True)
         sys.exit(130)
     except click.ClickException as exc:

@@ -15,9 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-BETA_INPUTS = ("log", "raw")
-LAYER_ENCODINGS = ("value", "thermometer")
-G_KINDS = ("positive", "signed")
+from thermogfn.config import BETA_INPUTS, G_KINDS, LAYER_ENCODINGS
 
 
 def mlp(sizes: list[int], act: type[nn.Module] = nn.LeakyReLU) -> nn.Sequential:

@@ -1,20 +1,49 @@
-"""The one typed place for a run's configuration, with per-task defaults resolved before a run starts."""
+"""The ground floor: typed run and model configs, the allowed values of every option, and resolution of a config
+against its task (defaults filled in, numbers checked). Imports no torch, so the CLI answers ``--help`` at once."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from thermogfn.errors import ThermoGFNError
-from thermogfn.policy import ModelConfig
+from thermogfn.priors import BetaPrior, parse_beta_prior
+
+if TYPE_CHECKING:
+    from thermogfn.tasks.base import Task
 
 T = TypeVar("T")
 
+# ---------------------------------------------------------------------------------------- allowed values
+TASKS: tuple[str, ...] = ("tfbind8", "qm9str", "sehstr", "hypergrid", "rna1", "rna2", "rna3")
+CONDITIONINGS: tuple[str, ...] = ("none", "layer", "logit", "logit+layer")
+MDP_KINDS: tuple[str, ...] = ("prepend-append", "append", "hypergrid")
+OBJECTIVES: tuple[str, ...] = ("tb", "db", "subtb")
+G_KINDS: tuple[str, ...] = ("positive", "signed")
+BETA_INPUTS: tuple[str, ...] = ("log", "raw")
+LAYER_ENCODINGS: tuple[str, ...] = ("value", "thermometer")
+HYPERGRID_DEFAULTS = {"ndim": 4, "height": 8}
+
 # what identifies a run's outcome: a checkpoint written under another value of these is refused on resume
 IDENTITY_EXCLUDES = ("steps", "data_dir", "log_every", "checkpoint_every", "max_consecutive_skips")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of the model (part of the run config)."""
+
+    conditioning: str = "logit"
+    hidden: int | None = None  # default: the task's
+    layers: int = 2  # hidden layers of the trunk before its last (feature) layer
+    learn_pb: bool = False
+    g_kind: str = "positive"
+    beta_input: str = "log"
+    layer_encoding: str = "value"
+    logit_clip: float = 20.0
 
 
 @dataclass
@@ -22,15 +51,15 @@ class RunConfig:
     """Everything a training run needs. ``None`` fields take the task's defaults (see :func:`resolve`)."""
 
     task: str = "tfbind8"
-    method: str = "gfn"  # gfn, or a baseline: ppo, sac, a2c, mcmc, sa, random
+    method: str = "gfn"  # gfn, or a baseline (thermogfn.methods.METHODS)
     method_params: dict[str, Any] = field(default_factory=dict)  # a baseline's hyper-parameters, by name
-    data_dir: str | None = None
+    data_dir: str | None = None  # resolved to the task's data folder (None for tasks without data)
     alphabet: str | None = None  # custom tasks
     length: int | None = None  # custom tasks
     reward_min: float | None = None  # custom tasks: floor raw rewards at this value (default: reject <= 0)
     reward_timeout: float | None = None  # custom tasks: seconds one call of the reward function may take
-    ndim: int = 4  # hypergrid
-    height: int = 8  # hypergrid
+    ndim: int | None = None  # hypergrid (default 4)
+    height: int | None = None  # hypergrid (default 8)
     mdp: str | None = None  # prepend-append for sequences, hypergrid for the hypergrid
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: str = "tb"
@@ -52,6 +81,14 @@ class RunConfig:
     log_every: int = 10
     checkpoint_every: int = 100
 
+    @property
+    def train_prior(self) -> BetaPrior:
+        return parse_beta_prior(self.beta_train)
+
+    @property
+    def explore_prior(self) -> BetaPrior:
+        return parse_beta_prior(self.beta_explore or self.beta_train)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -68,7 +105,8 @@ class RunConfig:
     def identity(self) -> dict[str, Any]:
         """The fields that must match for a checkpoint to be resumed under this config."""
         d = self.to_dict()
-        for key in IDENTITY_EXCLUDES:
+        excluded = IDENTITY_EXCLUDES if self.task == "hypergrid" else IDENTITY_EXCLUDES + tuple(HYPERGRID_DEFAULTS)
+        for key in excluded:
             d.pop(key, None)
         return d
 
@@ -113,3 +151,60 @@ def build_params(cls: type[T], values: dict[str, Any], method: str) -> T:
             raise ThermoGFNError(f"--method-param {key}={value!r} must be of type {getattr(want, '__name__', want)}")
         checked[key] = value
     return cls(**checked)
+
+
+# ---------------------------------------------------------------------------------------- resolution
+def resolve(cfg: RunConfig, task: Task) -> RunConfig:
+    """Fill ``None`` fields with the task's defaults and check the combination; returns a new config."""
+    d = task.defaults
+    model = dataclasses.replace(cfg.model, hidden=cfg.model.hidden if cfg.model.hidden is not None else d.hidden)
+    data_path = getattr(task, "data_path", None)
+    grid = ({key: getattr(task, key) for key in HYPERGRID_DEFAULTS} if task.name == "hypergrid"
+            else dict.fromkeys(HYPERGRID_DEFAULTS))
+    out = dataclasses.replace(
+        cfg, model=model, mdp=cfg.mdp or task.mdp_kinds[0], steps=cfg.steps if cfg.steps is not None else d.rounds,
+        eps=cfg.eps if cfg.eps is not None else d.eps, lr=cfg.lr if cfg.lr is not None else d.lr,
+        beta_explore=cfg.beta_explore or cfg.beta_train,
+        data_dir=str(data_path) if data_path is not None else cfg.data_dir, **grid)
+    if out.mdp not in task.mdp_kinds:
+        raise ThermoGFNError(f"task {task.name} uses MDP {' or '.join(task.mdp_kinds)}, not {out.mdp!r}")
+    _check_choice("objective", out.objective, OBJECTIVES)
+    _check_choice("conditioning", model.conditioning, CONDITIONINGS)
+    _check_choice("g", model.g_kind, G_KINDS)
+    _check_choice("beta input", model.beta_input, BETA_INPUTS)
+    _check_choice("layer encoding", model.layer_encoding, LAYER_ENCODINGS)
+    for prior in (out.train_prior, out.explore_prior):
+        if model.conditioning == "none" and prior.kind != "constant":
+            raise ThermoGFNError(f"conditioning 'none' trains a plain GFlowNet at one fixed beta; "
+                                 f"use constant priors (e.g. --beta-train constant:1), not {str(prior)!r}")
+    _check_numbers(out)
+    return out
+
+
+def _check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ThermoGFNError(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
+
+
+def _check_numbers(cfg: RunConfig) -> None:
+    """One-line errors for numeric settings outside their sensible range."""
+    checks = [
+        ("--steps", cfg.steps, cfg.steps >= 1, ">= 1"),
+        ("--batch-size", cfg.batch_size, cfg.batch_size >= 1, ">= 1"),
+        ("--replay-batch", cfg.replay_batch, cfg.replay_batch >= 0, ">= 0"),
+        ("--eps", cfg.eps, 0 <= cfg.eps <= 1, "in [0, 1]"),
+        ("--lr", cfg.lr, math.isfinite(cfg.lr) and cfg.lr > 0, "a positive finite number"),
+        ("--lr-logz", cfg.lr_logz, math.isfinite(cfg.lr_logz) and cfg.lr_logz > 0, "a positive finite number"),
+        ("--grad-clip", cfg.grad_clip, cfg.grad_clip > 0, "> 0"),
+        ("--subtb-lambda", cfg.subtb_lambda, math.isfinite(cfg.subtb_lambda) and cfg.subtb_lambda > 0, "> 0"),
+        ("--hidden", cfg.model.hidden, 1 <= cfg.model.hidden <= 65536, "in 1..65536"),
+        ("--layers", cfg.model.layers, 1 <= cfg.model.layers <= 64, "in 1..64"),
+        ("--log-every", cfg.log_every, cfg.log_every >= 1, ">= 1"),
+        ("--checkpoint-every", cfg.checkpoint_every, cfg.checkpoint_every >= 1, ">= 1"),
+        ("--max-consecutive-skips", cfg.max_consecutive_skips, cfg.max_consecutive_skips >= 1, ">= 1"),
+        ("--seed", cfg.seed, 0 <= cfg.seed < 2**63, "in 0..2^63-1"),
+        ("--replay-top-fraction", cfg.replay_top_fraction, 0 < cfg.replay_top_fraction <= 1, "in (0, 1]"),
+    ]
+    for flag, value, ok, rule in checks:
+        if not ok:
+            raise ThermoGFNError(f"{flag} must be {rule}, got {value}")

@@ -10,11 +10,12 @@ import torch
 
 from thermogfn.errors import ThermoGFNError
 from thermogfn.exact import exact_enumerable, exact_metrics
+from thermogfn.gfn import GFlowNetTrainer
+from thermogfn.methods import make_trainer, method
 from thermogfn.metrics import sample_summary
 from thermogfn.rundir import RunDir
 from thermogfn.sampling import forward_rollout
 from thermogfn.tasks import Task
-from thermogfn.train import Trainer, make_trainer
 from thermogfn.trainer import BaseTrainer, RewardOracle
 
 
@@ -34,20 +35,21 @@ def load_run(path: str | Path, task: Task | None = None) -> LoadedRun:
     state = run.load_latest_checkpoint()
     if state is None:
         raise ThermoGFNError(f"{path} has no usable checkpoint yet; train it (or resume with "
-                             f"`thermogfn train --resume --out {path}`)")
+                             f"`thermogfn train --resume {path}`)")
     trainer.load_state_dict(state)
     return LoadedRun(run, trainer)
 
 
-def _gflownet(trainer: BaseTrainer) -> Trainer:
-    if not isinstance(trainer, Trainer):
+def _gflownet(trainer: BaseTrainer) -> GFlowNetTrainer:
+    if not method(trainer.cfg.method).conditional_sampler:
         raise ThermoGFNError(f"this run trained the {trainer.cfg.method!r} baseline, which has no temperature-"
                              "conditional sampler; sample and eval apply to GFlowNet runs (its training samples "
                              "are in the bench reports)")
+    assert isinstance(trainer, GFlowNetTrainer)
     return trainer
 
 
-def draw_samples(trainer: Trainer, beta: float, n: int, seed: int = 0,
+def draw_samples(trainer: GFlowNetTrainer, beta: float, n: int, seed: int = 0,
                  chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` objects sampled on-policy (no exploration) at ``beta``, and their raw rewards."""
     trainer = _gflownet(trainer)

@@ -1,4 +1,4 @@
-"""Sample-based metrics: uniqueness, top-k reward and diversity, pairwise distances, modes found.
+"""Sample-based metrics: uniqueness, top-k reward and diversity, pairwise distances, modes among samples.
 
 Objects are LongTensors ``x`` of shape (N, L) holding token ids; variable-length sequences are rows padded
 with any token plus a ``lengths`` vector (only Levenshtein distance uses lengths). Diversity is the *true*
@@ -13,6 +13,8 @@ from typing import Literal
 
 import torch
 
+from thermogfn.modes import count_modes
+
 __all__ = [
     "Metric",
     "unique_rows",
@@ -22,8 +24,6 @@ __all__ = [
     "mean_pairwise_distance",
     "top_k_reward",
     "top_k_diversity",
-    "count_modes",
-    "ModeTracker",
     "sample_summary",
 ]
 
@@ -172,70 +172,6 @@ def top_k_diversity(
     """Mean pairwise distance among the ``k`` best distinct rows."""
     idx = _topk_unique_index(x, raw, k)
     return mean_pairwise_distance(x[idx], metric, None if lengths is None else lengths[idx])
-
-
-def _check_mode_index(mode_index: torch.Tensor) -> None:
-    if mode_index.dim() != 1:
-        raise ValueError(f"mode_index must be 1-D, got shape {tuple(mode_index.shape)}")
-    if mode_index.numel() > 1 and not bool((mode_index[1:] > mode_index[:-1]).all()):
-        raise ValueError("mode_index must be sorted ascending without duplicates")
-
-
-def _mode_positions(object_index: torch.Tensor, mode_index: torch.Tensor) -> torch.Tensor:
-    """Positions in ``mode_index`` of the entries of ``object_index`` that are modes."""
-    obj = object_index.reshape(-1).to(mode_index.device, mode_index.dtype)
-    if mode_index.numel() == 0 or obj.numel() == 0:
-        return torch.zeros(0, dtype=torch.long, device=mode_index.device)
-    pos = torch.searchsorted(mode_index, obj).clamp_max(mode_index.numel() - 1)
-    return pos[mode_index[pos] == obj]
-
-
-def count_modes(object_index: torch.Tensor, mode_index: torch.Tensor) -> int:
-    """Number of distinct members of the sorted ``mode_index`` that occur in ``object_index``."""
-    _check_mode_index(mode_index)
-    return int(torch.unique(_mode_positions(object_index, mode_index)).numel())
-
-
-class ModeTracker:
-    """Remembers which members of a mode set have ever been seen."""
-
-    def __init__(self, mode_index: torch.Tensor) -> None:
-        mode_index = torch.as_tensor(mode_index, dtype=torch.long).reshape(-1)
-        self.mode_index = torch.unique(mode_index)  # sorted, deduplicated
-        self.found = torch.zeros(self.mode_index.numel(), dtype=torch.bool)
-
-    def update(self, object_index: torch.Tensor) -> int:
-        """Mark the modes among ``object_index``; returns how many were new."""
-        before = self.n_found
-        self.found[_mode_positions(object_index, self.mode_index)] = True
-        return self.n_found - before
-
-    @property
-    def n_found(self) -> int:
-        return int(self.found.sum())
-
-    @property
-    def n_modes(self) -> int:
-        return int(self.mode_index.numel())
-
-    def observe(self, x: torch.Tensor, object_index: torch.Tensor, raw: torch.Tensor) -> None:
-        """The mode-counter interface shared with :class:`thermogfn.modes.ThresholdModeRule`."""
-        self.update(object_index)
-
-    def count_in(self, x: torch.Tensor, object_index: torch.Tensor, raw: torch.Tensor) -> int:
-        """Distinct modes among a sample set (state unchanged)."""
-        return count_modes(object_index, self.mode_index)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"mode_index": self.mode_index.clone(), "found": self.found.clone()}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        found = torch.as_tensor(state["found"], dtype=torch.bool)
-        if "mode_index" in state and not torch.equal(torch.as_tensor(state["mode_index"]), self.mode_index):
-            raise ValueError("ModeTracker state belongs to a different mode set")
-        if found.shape != self.found.shape:
-            raise ValueError(f"ModeTracker state has {found.numel()} modes, expected {self.found.numel()}")
-        self.found = found.clone()
 
 
 def sample_summary(

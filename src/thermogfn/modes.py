@@ -1,6 +1,6 @@
-"""Mode rules for tasks without a full mode table: threshold + Hamming-distance greedy acceptance.
+"""Mode counters: a given mode set (:class:`ModeTracker`), or a rule for tasks without one.
 
-A task with a given mode list exposes :meth:`Task.mode_index` (counted by :class:`metrics.ModeTracker`).
+A task with a given mode list exposes :meth:`Task.mode_index` (counted by :class:`ModeTracker`).
 A task whose space is too large for a table (e.g. RNA2/RNA3, 4^14 sequences) instead exposes a
 :class:`ThresholdModeRule`: a sample is a new mode if its raw reward is ``>= threshold`` and its Hamming
 distance to every previously accepted mode is ``>= min_distance``. Acceptance is greedy in arrival order
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["ThresholdModeRule"]
+__all__ = ["ModeTracker", "ThresholdModeRule", "count_modes"]
 
 
 class ThresholdModeRule:
@@ -78,7 +78,7 @@ class ThresholdModeRule:
     n_modes = None  # no fixed mode set
 
     def observe(self, x: torch.Tensor, object_index: torch.Tensor, raw: torch.Tensor) -> None:
-        """The mode-counter interface shared with :class:`thermogfn.metrics.ModeTracker`."""
+        """The mode-counter interface shared with :class:`ModeTracker`."""
         self.update(x, raw)
 
     def count_in(self, x: torch.Tensor, object_index: torch.Tensor, raw: torch.Tensor) -> int:
@@ -104,3 +104,67 @@ class ThresholdModeRule:
                              f"{tuple(rewards.shape)}; expected (M, L) and (M,)")
         self._modes = modes.clone() if modes.shape[0] else None
         self._rewards = rewards.clone()
+
+
+def _check_mode_index(mode_index: torch.Tensor) -> None:
+    if mode_index.dim() != 1:
+        raise ValueError(f"mode_index must be 1-D, got shape {tuple(mode_index.shape)}")
+    if mode_index.numel() > 1 and not bool((mode_index[1:] > mode_index[:-1]).all()):
+        raise ValueError("mode_index must be sorted ascending without duplicates")
+
+
+def _mode_positions(object_index: torch.Tensor, mode_index: torch.Tensor) -> torch.Tensor:
+    """Positions in ``mode_index`` of the entries of ``object_index`` that are modes."""
+    obj = object_index.reshape(-1).to(mode_index.device, mode_index.dtype)
+    if mode_index.numel() == 0 or obj.numel() == 0:
+        return torch.zeros(0, dtype=torch.long, device=mode_index.device)
+    pos = torch.searchsorted(mode_index, obj).clamp_max(mode_index.numel() - 1)
+    return pos[mode_index[pos] == obj]
+
+
+def count_modes(object_index: torch.Tensor, mode_index: torch.Tensor) -> int:
+    """Number of distinct members of the sorted ``mode_index`` that occur in ``object_index``."""
+    _check_mode_index(mode_index)
+    return int(torch.unique(_mode_positions(object_index, mode_index)).numel())
+
+
+class ModeTracker:
+    """Remembers which members of a mode set have ever been seen."""
+
+    def __init__(self, mode_index: torch.Tensor) -> None:
+        mode_index = torch.as_tensor(mode_index, dtype=torch.long).reshape(-1)
+        self.mode_index = torch.unique(mode_index)  # sorted, deduplicated
+        self.found = torch.zeros(self.mode_index.numel(), dtype=torch.bool)
+
+    def update(self, object_index: torch.Tensor) -> int:
+        """Mark the modes among ``object_index``; returns how many were new."""
+        before = self.n_found
+        self.found[_mode_positions(object_index, self.mode_index)] = True
+        return self.n_found - before
+
+    @property
+    def n_found(self) -> int:
+        return int(self.found.sum())
+
+    @property
+    def n_modes(self) -> int:
+        return int(self.mode_index.numel())
+
+    def observe(self, x: torch.Tensor, object_index: torch.Tensor, raw: torch.Tensor) -> None:
+        """The mode-counter interface shared with :class:`thermogfn.modes.ThresholdModeRule`."""
+        self.update(object_index)
+
+    def count_in(self, x: torch.Tensor, object_index: torch.Tensor, raw: torch.Tensor) -> int:
+        """Distinct modes among a sample set (state unchanged)."""
+        return count_modes(object_index, self.mode_index)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"mode_index": self.mode_index.clone(), "found": self.found.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        found = torch.as_tensor(state["found"], dtype=torch.bool)
+        if "mode_index" in state and not torch.equal(torch.as_tensor(state["mode_index"]), self.mode_index):
+            raise ValueError("ModeTracker state belongs to a different mode set")
+        if found.shape != self.found.shape:
+            raise ValueError(f"ModeTracker state has {found.numel()} modes, expected {self.found.numel()}")
+        self.found = found.clone()

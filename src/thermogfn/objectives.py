@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
+from thermogfn.config import OBJECTIVES
 from thermogfn.policy import GFlowNetModel
 from thermogfn.sampling import Trajectories
-
-OBJECTIVES = ("tb", "db", "subtb")
 
 
 @dataclass

@@ -10,23 +10,8 @@ import torch
 from torch import nn
 
 from thermogfn.conditioning import BetaEmbedding, ConstantLogZ, LogitScale, LogZ, mlp
+from thermogfn.config import CONDITIONINGS, ModelConfig
 from thermogfn.mdp import MDP
-
-CONDITIONINGS = ("none", "layer", "logit", "logit+layer")
-
-
-@dataclass
-class ModelConfig:
-    """Architecture of the model (part of the run config)."""
-
-    conditioning: str = "logit"
-    hidden: int | None = None  # default: the task's
-    layers: int = 2
-    learn_pb: bool = False
-    g_kind: str = "positive"
-    beta_input: str = "log"
-    layer_encoding: str = "value"
-    logit_clip: float = 20.0
 
 
 @dataclass

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import torch
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from thermogfn.errors import ThermoGFNError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["BetaPrior", "parse_beta_prior", "PRIOR_FORMS"]
 
@@ -39,8 +42,8 @@ PRIOR_FORMS: str = ", ".join(usage for _, usage, _ in _FORMS.values())
 """The accepted spec forms, for help texts."""
 
 _NORMAL_FLOOR = 1e-3
-_F32_MAX = float(torch.finfo(torch.float32).max)
-_F32_TINY = float(torch.finfo(torch.float32).tiny)
+_F32_MAX = 3.4028234663852886e38  # torch.finfo(torch.float32).max: this module imports torch only to sample
+_F32_TINY = 1.1754943508222875e-38  # torch.finfo(torch.float32).tiny
 
 
 def _fmt(v: float) -> str:
@@ -115,6 +118,8 @@ class BetaPrior:
     # ------------------------------------------------------------------ API
     def sample(self, n: int, progress: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw ``n`` betas (float32, shape (n,), finite and > 0) at training ``progress`` in [0, 1]."""
+        import torch
+
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         progress = self._check_progress(progress)
@@ -198,9 +203,16 @@ def _clipped_normal_mean(mu: float, sigma: float, lo: float, hi: float) -> float
 
 
 def parse_beta_prior(spec: str) -> BetaPrior:
-    """Parse a spec such as ``uniform:1:3``; malformed specs raise a one-line :class:`ThermoGFNError`."""
+    """Parse a spec such as ``uniform:1:3``; malformed specs raise a one-line :class:`ThermoGFNError`.
+
+    Each distinct spec is parsed once (priors are immutable)."""
     if not isinstance(spec, str):
         raise ThermoGFNError(f"beta prior must be a string like 'uniform:1:3', got {type(spec).__name__}")
+    return _parse(spec)
+
+
+@lru_cache(maxsize=256)
+def _parse(spec: str) -> BetaPrior:
     text = spec.strip()
     if not text:
         raise ThermoGFNError(f"empty beta prior; accepted: {PRIOR_FORMS} (e.g. uniform:1:3)")

@@ -24,10 +24,11 @@ KEEP_CHECKPOINTS = 2
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    """Write to a temporary file in the same folder, fsync, then rename over ``path`` (mode 0666 minus the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the file the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -41,6 +42,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -137,9 +144,15 @@ class RunDir:
 
 @contextlib.contextmanager
 def run_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path/.lock`` so that two runs never write the same directory."""
+    """Hold an exclusive lock on ``path/.lock`` so that two runs never write the same directory.
+
+    If the block fails and this call created ``path``, the folder is removed again when nothing but the lock
+    is in it: a failing command leaves no half-made run directory.
+    """
+    created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
-    with (path / ".lock").open("w") as f:
+    lock = path / ".lock"
+    with lock.open("w") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -147,5 +160,10 @@ def run_lock(path: Path) -> Iterator[None]:
                 from None
         try:
             yield
+        except BaseException:
+            if created and [p.name for p in path.iterdir()] == [lock.name]:
+                lock.unlink()
+                path.rmdir()
+            raise
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)

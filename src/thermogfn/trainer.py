@@ -1,6 +1,6 @@
 """What every method's trainer shares: the task, the resolved config, reward calls (counted and cached),
 the log of evaluated samples, the mode counter, counters, the random generator, the checkpoint format, and
-gradient steps that skip non-finite losses. GFlowNets (:mod:`thermogfn.train`) and every baseline
+gradient steps that skip non-finite losses. GFlowNets (:mod:`thermogfn.gfn`) and every baseline
 (:mod:`thermogfn.baselines`) build on it, so they write the same run directory and metrics."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 import torch
 
-from thermogfn.config import RunConfig, build_params
+from thermogfn.config import RunConfig, build_params, resolve
 from thermogfn.errors import ThermoGFNError
-from thermogfn.tasks import Task
+from thermogfn.tasks import Task, load_task
 
 P = TypeVar("P")
 
@@ -61,8 +61,6 @@ class BaseTrainer(ABC):
     """One run of any method. Subclasses implement ``train_round`` and their own state."""
 
     def __init__(self, cfg: RunConfig, task: Task | None = None):
-        from thermogfn.train import load_task, resolve
-
         self.task = task if task is not None else load_task(cfg)
         if task is not None:
             cfg = dataclasses.replace(cfg, task=task.name)

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from thermogfn.baselines.mcmc import ChainState
+from thermogfn.baselines.mcmc import AcceptanceStats, ChainState
 from thermogfn.config import RunConfig
 from thermogfn.errors import ThermoGFNError
 from thermogfn.tasks import Task
@@ -63,10 +63,8 @@ class SimulatedAnnealing(BaseTrainer):
         self.best_raw = torch.zeros(n, dtype=torch.float64)
         self.run_best = torch.full((n,), float("-inf"), dtype=torch.float64)  # best log R since the last (re)start
         self.stale = torch.zeros(n, dtype=torch.int64)  # rounds since run_best last improved
-        self.accepted = 0
-        self.proposed = 0
+        self.acceptance = AcceptanceStats()
         self.restarts = 0
-        self.last_accept_rate = float("nan")
 
     def beta(self) -> float:
         p, (a, b) = self.progress, (self.params.beta_start, self.params.beta_end)
@@ -101,29 +99,24 @@ class SimulatedAnnealing(BaseTrainer):
             self.state.fresh |= stuck
             self.stale[stuck] = 0
             self.restarts += int(stuck.sum())
-        n_accept = int(accept.sum())
-        self.accepted += n_accept
-        self.proposed += moving
-        self.last_accept_rate = n_accept / moving if moving else float("nan")
+        self.acceptance.record(accept, moving)
         self.step += 1
         return RoundStats(float("nan"), None, float(raw.mean()))
 
     def method_metrics(self) -> dict[str, Any]:
-        return {"beta": self.beta(), "accept_rate": self.last_accept_rate,
-                "accept_rate_all": self.accepted / self.proposed if self.proposed else float("nan"),
-                "chain_reward": float(self.state.raw.mean()), "best_reward": float(self.best_raw.max()),
-                "restarts": self.restarts}
+        return {"beta": self.beta(), **self.acceptance.metrics(), "chain_reward": float(self.state.raw.mean()),
+                "best_reward": float(self.best_raw.max()), "restarts": self.restarts}
 
     def method_state(self) -> dict[str, Any]:
         return {"chains": self.state.state_dict(), "best_x": self.best_x.clone(),
                 "best_log_r": self.best_log_r.clone(), "best_raw": self.best_raw.clone(),
-                "run_best": self.run_best.clone(), "stale": self.stale.clone(), "accepted": self.accepted,
-                "proposed": self.proposed, "restarts": self.restarts, "last_accept_rate": self.last_accept_rate}
+                "run_best": self.run_best.clone(), "stale": self.stale.clone(), "restarts": self.restarts,
+                **self.acceptance.state_dict()}
 
     def load_method_state(self, state: dict[str, Any]) -> None:
         self.state.load_state_dict(state["chains"])
         self.best_x, self.best_log_r = state["best_x"].clone(), state["best_log_r"].clone()
         self.best_raw, self.run_best, self.stale = state["best_raw"].clone(), state["run_best"].clone(), \
             state["stale"].clone()
-        self.accepted, self.proposed, self.restarts = state["accepted"], state["proposed"], state["restarts"]
-        self.last_accept_rate = state["last_accept_rate"]
+        self.restarts = state["restarts"]
+        self.acceptance.load_state_dict(state)

@@ -29,7 +29,6 @@ import torch
 
 from thermogfn.config import RunConfig
 from thermogfn.errors import ThermoGFNError
-from thermogfn.priors import parse_beta_prior
 from thermogfn.tasks import Task
 from thermogfn.trainer import BaseTrainer, RoundStats
 
@@ -101,6 +100,31 @@ class ChainState:
         self.raw, self.fresh = state["raw"].clone(), state["fresh"].clone()
 
 
+class AcceptanceStats:
+    """Accepted and proposed moves over all rounds (fresh starts excluded), and the last round's rate."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.proposed = 0
+        self.last_rate = float("nan")
+
+    def record(self, accept: torch.Tensor, moving: int) -> None:
+        n_accept = int(accept.sum())
+        self.accepted += n_accept
+        self.proposed += moving
+        self.last_rate = n_accept / moving if moving else float("nan")
+
+    def metrics(self) -> dict[str, float]:
+        return {"accept_rate": self.last_rate,
+                "accept_rate_all": self.accepted / self.proposed if self.proposed else float("nan")}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "proposed": self.proposed, "last_accept_rate": self.last_rate}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.accepted, self.proposed, self.last_rate = state["accepted"], state["proposed"], state["last_accept_rate"]
+
+
 # ---------------------------------------------------------------------------------------------- the method
 class MCMC(BaseTrainer):
     """``batch_size`` parallel Metropolis-Hastings chains at the run's fixed beta."""
@@ -108,11 +132,9 @@ class MCMC(BaseTrainer):
     def __init__(self, cfg: RunConfig, task: Task | None = None, params: MCMCParams | None = None):
         super().__init__(cfg, task)
         self.params = params or self.method_params(MCMCParams)
-        self.prior = parse_beta_prior(self.cfg.beta_train)
+        self.prior = self.cfg.train_prior
         self.state = ChainState(self.cfg.batch_size, self.task.length)
-        self.accepted = 0  # accepted moves, all rounds
-        self.proposed = 0  # proposed moves (fresh starts excluded), all rounds
-        self.last_accept_rate = float("nan")  # of the last round's moves
+        self.acceptance = AcceptanceStats()
 
     def beta(self) -> float:
         return self.prior.mean(self.progress)
@@ -127,23 +149,16 @@ class MCMC(BaseTrainer):
         proposal = self.state.propose(self.task, self.params.mutations, self.generator)
         raw, _ = self.evaluate_samples(proposal)  # the round's batch_size reward calls
         accept = self.state.step(proposal, raw, self.task.shaping.log_reward(raw), beta, self.generator)
-        n_accept = int(accept.sum())
-        self.accepted += n_accept
-        self.proposed += moving
-        self.last_accept_rate = n_accept / moving if moving else float("nan")
+        self.acceptance.record(accept, moving)
         self.step += 1
         return RoundStats(float("nan"), None, float(raw.mean()))
 
     def method_metrics(self) -> dict[str, Any]:
-        return {"beta": self.beta(), "accept_rate": self.last_accept_rate,
-                "accept_rate_all": self.accepted / self.proposed if self.proposed else float("nan"),
-                "chain_reward": float(self.state.raw.mean())}
+        return {"beta": self.beta(), **self.acceptance.metrics(), "chain_reward": float(self.state.raw.mean())}
 
     def method_state(self) -> dict[str, Any]:
-        return {"chains": self.state.state_dict(), "accepted": self.accepted, "proposed": self.proposed,
-                "last_accept_rate": self.last_accept_rate}
+        return {"chains": self.state.state_dict(), **self.acceptance.state_dict()}
 
     def load_method_state(self, state: dict[str, Any]) -> None:
         self.state.load_state_dict(state["chains"])
-        self.accepted, self.proposed = state["accepted"], state["proposed"]
-        self.last_accept_rate = state["last_accept_rate"]
+        self.acceptance.load_state_dict(state)

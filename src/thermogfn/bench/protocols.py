@@ -19,10 +19,10 @@ from thermogfn.bench.report import band_plot, summary_table, write_csv
 from thermogfn.bench.runs import RunSpec, plan, run_all
 from thermogfn.config import RunConfig
 from thermogfn.evaluate import evaluate, load_run
+from thermogfn.gfn import GFlowNetTrainer
 from thermogfn.metrics import topk_unique
 from thermogfn.rundir import RunDir, atomic_write_text
 from thermogfn.tasks import Task
-from thermogfn.train import Trainer
 from thermogfn.trainer import BaseTrainer
 
 
@@ -50,7 +50,7 @@ def mode_seeking(out: Path, base: RunConfig, methods: list[str], seeds: int, che
     rows: list[dict[str, Any]] = []
     modes_curves: dict[str, list] = {}
     reward_curves: dict[str, list] = {}
-    g_runs: list[tuple[str, Trainer]] = []
+    g_runs: list[tuple[str, GFlowNetTrainer]] = []
     for spec in specs:
         trainer = load_run(spec.path).trainer
         metrics = RunDir(spec.path).read_metrics()
@@ -89,10 +89,9 @@ def mode_seeking(out: Path, base: RunConfig, methods: list[str], seeds: int, che
     return {"rows": rows, "table": table}
 
 
-def plot_g(runs: list[tuple[str, Trainer]], path: Path) -> Path:
+def plot_g(runs: list[tuple[str, GFlowNetTrainer]], path: Path) -> Path:
     """g(beta) and log Z(beta) of logit runs over beta in [0.1, 1000], training ranges shaded."""
     from thermogfn.plots import pyplot
-    from thermogfn.priors import parse_beta_prior
 
     plt = pyplot()
     betas = torch.logspace(-1, 3, 200)
@@ -101,7 +100,7 @@ def plot_g(runs: list[tuple[str, Trainer]], path: Path) -> Path:
         with torch.no_grad():
             axes[0].plot(betas, trainer.model.g_forward(betas), label=label)
             axes[1].plot(betas, trainer.model.log_z(betas), label=label)
-    lo, hi = parse_beta_prior(runs[0][1].cfg.beta_train).support()
+    lo, hi = runs[0][1].cfg.train_prior.support()
     for ax, title in zip(axes, ("g(beta)", "log Z(beta)"), strict=True):
         ax.axvspan(lo, hi, color="grey", alpha=0.2)
         ax.set_xscale("log")
@@ -122,7 +121,7 @@ def offline(out: Path, base: RunConfig, methods: list[str], seeds: int, betas: l
             jobs: int = 1, echo=print) -> dict[str, Any]:
     """Offline protocol: train each method x seed on data, evaluate at ``betas`` (cached per run)."""
     base = dataclasses.replace(base, offline=True)
-    specs = plan(out, base, methods, seeds, fixed_beta=_prior_mean(base.beta_train))
+    specs = plan(out, base, methods, seeds, fixed_beta=base.train_prior.mean(0.0))
     run_all(specs, jobs, echo)
     rows = []
     g_runs = []
@@ -152,12 +151,6 @@ def offline(out: Path, base: RunConfig, methods: list[str], seeds: int, betas: l
     if g_runs:
         plot_g(g_runs, out / "g_beta.png")
     return {"rows": rows, "table": table}
-
-
-def _prior_mean(spec: str) -> float:
-    from thermogfn.priors import parse_beta_prior
-
-    return parse_beta_prior(spec).mean(0.0)
 
 
 def _cached_eval(spec: RunSpec, betas: list[float], samples: int) -> dict[str, Any]:

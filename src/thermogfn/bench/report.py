@@ -14,11 +14,12 @@ from thermogfn.rundir import atomic_write_text
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation of the finite values (std nan for fewer than two)."""
     vals = [v for v in values if v is not None and not math.isnan(v)]
     if not vals:
         return math.nan, math.nan
     m = sum(vals) / len(vals)
-    return m, (sum((v - m) ** 2 for v in vals) / max(1, len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
+    return m, (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else math.nan
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
@@ -30,7 +31,8 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def summary_table(rows: list[dict[str, Any]], key: str, metrics: list[str], digits: int = 3) -> str:
-    """Markdown: one row per (method, key value), ``mean ± std`` over seeds for each metric."""
+    """Markdown: one row per (method, key value), ``mean ± std`` over seeds for each metric (the mean alone
+    where there is one seed)."""
     groups: dict[tuple[str, Any], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         for m in metrics:
@@ -40,7 +42,8 @@ def summary_table(rows: list[dict[str, Any]], key: str, metrics: list[str], digi
         cells = []
         for m in metrics:
             mu, sd = mean_std(vals[m])
-            cells.append("n/a" if math.isnan(mu) else f"{mu:.{digits}g} ± {sd:.2g}")
+            spread = "" if math.isnan(sd) else f" ± {sd:.2g}"
+            cells.append("n/a" if math.isnan(mu) else f"{mu:.{digits}g}{spread}")
         lines.append(f"| {method} | {k} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -10,15 +10,8 @@ from pathlib import Path
 
 from thermogfn.config import RunConfig
 from thermogfn.errors import ThermoGFNError
-from thermogfn.rundir import RunDir, run_lock
-
-GFN_METHODS = ("logit", "layer", "logit+layer", "none")
-
-
-def known_methods() -> tuple[str, ...]:
-    from thermogfn.baselines import BASELINES
-
-    return GFN_METHODS + tuple(BASELINES)
+from thermogfn.methods import bench_config
+from thermogfn.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -31,34 +24,19 @@ class RunSpec:
     path: Path
 
 
-def method_config(method: str, base: RunConfig, fixed_beta: float = 1.0) -> RunConfig:
-    """The run config of a benchmark method: a GFlowNet conditioning mode (``none`` trains at one beta), or a
-    baseline (trained at the fixed beta too, where it uses one)."""
-    if method not in known_methods():
-        raise ThermoGFNError(f"unknown method {method!r}; choose from {', '.join(known_methods())}")
-    if method not in GFN_METHODS:
-        return dataclasses.replace(base, method=method, beta_train=f"constant:{fixed_beta:g}",
-                                   beta_explore=f"constant:{fixed_beta:g}")
-    model = dataclasses.replace(base.model, conditioning=method)
-    if method == "none":
-        return dataclasses.replace(base, model=model, beta_train=f"constant:{fixed_beta:g}",
-                                   beta_explore=f"constant:{fixed_beta:g}")
-    return dataclasses.replace(base, model=model)
-
-
 def parse_methods(text: str) -> list[str]:
     methods = [m.strip() for m in text.split(",") if m.strip()]
     if not methods:
         raise ThermoGFNError("--methods is empty; e.g. --methods logit,layer,logit+layer,none")
     for m in methods:
-        method_config(m, RunConfig())
+        bench_config(m, RunConfig())
     return methods
 
 
 def plan(out: Path, base: RunConfig, methods: list[str], seeds: int, fixed_beta: float = 1.0) -> list[RunSpec]:
     if seeds < 1:
         raise ThermoGFNError("--seeds must be at least 1")
-    return [RunSpec(m, s, dataclasses.replace(method_config(m, base, fixed_beta), seed=s),
+    return [RunSpec(m, s, dataclasses.replace(bench_config(m, base, fixed_beta), seed=s),
                     out / "runs" / f"{m}-s{s}") for m in methods for s in range(seeds)]
 
 
@@ -80,35 +58,28 @@ def is_complete(spec: RunSpec) -> bool:
 
 
 def _execute(spec: RunSpec) -> str:
+    """Train one run: resume it if its directory holds a run of the same config, else (re)start it."""
     import torch
+
+    from thermogfn.loop import train
 
     torch.set_num_threads(1)
     run = RunDir(spec.path)
-    with run_lock(run.path):
-        return _execute_locked(spec, run)
-
-
-def _execute_locked(spec: RunSpec, run: RunDir) -> str:
-    from thermogfn.train import train
-
-    resume = run.is_run()
-    if resume:
+    resume = False
+    if run.is_run():
         try:
-            same = run.load_config().identity() == _resolved(spec).identity()
+            resume = run.load_config().identity() == _resolved(spec).identity()
         except ThermoGFNError:
-            same = False
-        if not same:
-            run.clear()
             resume = False
-    train(spec.cfg, spec.path, progress=False, resume=resume)
+    train(spec.cfg, spec.path, progress=False, resume=resume, overwrite=True, plots=False)
     return f"{spec.method} seed {spec.seed}"
 
 
 def _resolved(spec: RunSpec) -> RunConfig:
-    from thermogfn.train import load_task, resolve
+    from thermogfn.config import resolve
+    from thermogfn.tasks import load_task
 
     return resolve(spec.cfg, load_task(spec.cfg))
-
 
 
 def run_all(specs: list[RunSpec], jobs: int = 1, echo=print) -> None:

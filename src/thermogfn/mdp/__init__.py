@@ -1,11 +1,10 @@
 """Batched MDPs over which the GFlowNet builds objects."""
 
+from thermogfn.config import MDP_KINDS
 from thermogfn.errors import ThermoGFNError
 from thermogfn.mdp.base import MDP
 from thermogfn.mdp.hypergrid import HypergridMDP
 from thermogfn.mdp.sequence import AppendMDP, PrependAppendMDP
-
-MDP_KINDS = ("prepend-append", "append", "hypergrid")
 
 
 def make_mdp(kind: str, vocab_size: int, length: int) -> MDP:

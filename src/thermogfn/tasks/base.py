@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 import torch
 
 from thermogfn.errors import RewardError
-from thermogfn.metrics import ModeTracker
-from thermogfn.modes import ThresholdModeRule
+from thermogfn.modes import ModeTracker, ThresholdModeRule
 
 
 @dataclass(frozen=True)

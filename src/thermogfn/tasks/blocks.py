@@ -32,14 +32,14 @@ class BlockStringTask(Task):
         return self._modes
 
     def smiles(self, x: torch.Tensor) -> list[str | None]:
-        """SMILES of the molecules the block strings decode to (see :mod:`thermogfn.chem`)."""
-        from thermogfn.chem import decode_smiles
+        """SMILES of the molecules the block strings decode to (see :mod:`thermogfn.tasks.chem`)."""
+        from thermogfn.tasks.chem import decode_smiles
 
         return decode_smiles(self.name, x, self.data_path)
 
     def diversity(self, x: torch.Tensor) -> float:
         """Mean pairwise ``1 - Tanimoto`` (Morgan r=2, 1024 bits); Hamming without RDKit (warned once)."""
-        from thermogfn.chem import molecule_diversity
+        from thermogfn.tasks.chem import molecule_diversity
 
         return molecule_diversity(self, x)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from thermogfn.errors import ThermoGFNError
-from thermogfn.tasks.base import Task
+from typing import TYPE_CHECKING, Any
 
-TASKS: tuple[str, ...] = ("tfbind8", "qm9str", "sehstr", "hypergrid", "rna1", "rna2", "rna3")
+from thermogfn.config import TASKS, RunConfig
+from thermogfn.errors import ThermoGFNError
+
+if TYPE_CHECKING:
+    from thermogfn.tasks.base import Task
+
 _TASK_OPTIONS = {"tfbind8": (), "qm9str": (), "sehstr": (), "hypergrid": ("ndim", "height", "r0", "r1", "r2")}
 _TASK_OPTIONS.update({f"rna{k}": ("workers",) for k in (1, 2, 3)})
 _CUSTOM_OPTIONS = ("exponent", "name", "timeout")
@@ -66,3 +70,12 @@ def make_task(name_or_spec: str, *, data_dir: str | None = None, alphabet: str |
     from thermogfn.tasks.hypergrid import HypergridTask
 
     return HypergridTask(**opts)
+
+
+def load_task(cfg: RunConfig) -> Task:
+    """The task a run config names (data loaded and checked)."""
+    extra: dict[str, Any] = {"ndim": cfg.ndim, "height": cfg.height} if cfg.task == "hypergrid" else {}
+    if ":" in cfg.task:
+        extra["timeout"] = cfg.reward_timeout
+    return make_task(cfg.task, data_dir=cfg.data_dir, alphabet=cfg.alphabet, length=cfg.length,
+                     reward_min=cfg.reward_min, **extra)

@@ -1,0 +1,112 @@
+"""The GFlowNet trainer (PAPER.md section 5): online mode seeking with reward-prioritised replay, or offline
+training from a dataset; one round is an on-policy batch plus a replayed batch with fresh betas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from thermogfn.config import RunConfig
+from thermogfn.mdp import MDP, make_mdp
+from thermogfn.objectives import loss, score
+from thermogfn.offline_data import bottom_half, read_offline_data
+from thermogfn.policy import GFlowNetModel
+from thermogfn.priors import BetaPrior
+from thermogfn.replay import ReplayBuffer
+from thermogfn.sampling import Trajectories, backward_rollout, forward_rollout
+from thermogfn.tasks import Task
+from thermogfn.trainer import BaseTrainer, RoundStats
+
+
+def build_model(cfg: RunConfig, task: Task) -> GFlowNetModel:
+    """The model a resolved config describes, initialised from the config's seed."""
+    mdp: MDP = make_mdp(cfg.mdp, task.vocab_size, task.length)
+    lo1, hi1 = cfg.train_prior.support()
+    lo2, hi2 = cfg.explore_prior.support()
+    torch.manual_seed(cfg.seed)
+    return GFlowNetModel(mdp, cfg.model, (min(lo1, lo2), max(hi1, hi2)), with_flow=cfg.objective != "tb")
+
+
+class GFlowNetTrainer(BaseTrainer):
+    """A GFlowNet run: model, optimiser, beta priors and reward-prioritised replay (PAPER.md section 5)."""
+
+    def __init__(self, cfg: RunConfig, task: Task | None = None):
+        super().__init__(cfg, task)
+        self.model = build_model(self.cfg, self.task)
+        self.train_prior: BetaPrior = self.cfg.train_prior
+        self.explore_prior: BetaPrior = self.cfg.explore_prior
+        self.drawn_beta_mean = float("nan")  # mean beta of the last round's on-policy (or offline) batch
+        self.optimizer = torch.optim.Adam([
+            {"params": self.model.policy_parameters(), "lr": self.cfg.lr},
+            {"params": list(self.model.log_z.parameters()), "lr": self.cfg.lr_logz},
+        ], fused=True)  # one fused kernel instead of a Python loop over parameters (~7% of a round)
+        self.buffer = ReplayBuffer(self.task.length)
+        self._set_log_z_ceiling(self.task.log_reward_bound())
+        self.offline_x: torch.Tensor | None = None
+        self.offline_logr: torch.Tensor | None = None
+        if self.cfg.offline:
+            x, raw = (read_offline_data(self.cfg.offline_data, self.task) if self.cfg.offline_data
+                      else bottom_half(self.task))
+            self.offline_x, self.offline_logr = x, self.task.shaping.log_reward(raw)
+            if self.task.log_reward_bound() is None:
+                self._set_log_z_ceiling(float(self.offline_logr.max()))
+
+    def _set_log_z_ceiling(self, bound: float | None) -> None:
+        """Give log Z(beta) its asymptotic slope: the task's max log-reward, else the best seen so far."""
+        set_ceiling = getattr(self.model.log_z, "set_ceiling", None)
+        if set_ceiling is not None and bound is not None and bound > float(self.model.log_z.ceiling):
+            set_ceiling(bound)
+
+    def _update(self, traj: Trajectories, log_reward: torch.Tensor) -> float:
+        scored = score(self.model, traj, traj.beta.double() * log_reward, need_flow=self.cfg.objective != "tb")
+        value = loss(self.cfg.objective, scored, traj.n, self.cfg.subtb_lambda)
+        return self.gradient_step(value, self.optimizer, self.model.parameters())
+
+    def _replay(self, x: torch.Tensor, log_reward: torch.Tensor) -> float:
+        beta = self.train_prior.sample(x.shape[0], self.progress, self.generator)
+        if self.cfg.offline:
+            self.drawn_beta_mean = float(beta.double().mean())
+        return self._update(backward_rollout(self.model, x, beta, self.generator), log_reward)
+
+    def train_round(self) -> RoundStats:
+        """One round: on-policy batch + one replay batch (online), or one dataset batch (offline)."""
+        cfg = self.cfg
+        if cfg.offline:
+            assert self.offline_x is not None and self.offline_logr is not None
+            pick = torch.randint(self.offline_x.shape[0], (cfg.batch_size,), generator=self.generator)
+            stats = RoundStats(self._replay(self.offline_x[pick], self.offline_logr[pick]), None, None)
+        else:
+            beta = self.explore_prior.sample(cfg.batch_size, self.progress, self.generator)
+            self.drawn_beta_mean = float(beta.double().mean())
+            traj = forward_rollout(self.model, beta, cfg.eps, self.generator)
+            raw, index = self.evaluate_samples(traj.objects)
+            log_reward = self.task.shaping.log_reward(raw)
+            on_policy = self._update(traj, log_reward)
+            self.buffer.add(traj.objects, log_reward, index)
+            if self.task.log_reward_bound() is None:
+                self._set_log_z_ceiling(float(log_reward.max()))
+            replay = None
+            if cfg.replay_batch > 0:
+                x, logr = self.buffer.sample(cfg.replay_batch, cfg.replay_top_fraction, self.generator)
+                replay = self._replay(x, logr)
+            stats = RoundStats(on_policy, replay, float(raw.mean()))
+        self.step += 1
+        return stats
+
+    def method_metrics(self) -> dict[str, Any]:
+        """log Z at the training prior's mean beta, that beta, and the mean of the betas drawn this round."""
+        beta = torch.tensor([self.train_prior.mean(self.progress)])
+        with torch.no_grad():
+            return {"log_z": float(self.model.log_z(beta)), "beta_prior_mean": float(beta),
+                    "beta_drawn_mean": self.drawn_beta_mean}
+
+    def method_state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "buffer": self.buffer.state_dict()}
+
+    def load_method_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        buf = state["buffer"]
+        self.buffer.load_state_dict(buf, self.task.object_index(buf["x"]))
