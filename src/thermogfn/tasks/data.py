@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 from thermogfn.errors import DataNotFoundError, ThermoGFNError
@@ -13,9 +14,27 @@ ENV_VAR = "THERMOGFN_DATA_DIR"
 _HASH_CACHE: dict[tuple[str, int, int], str] = {}
 
 
+def user_data_dir() -> Path:
+    """The per-user data folder ``thermogfn data fetch`` writes to by default.
+
+    ``$XDG_DATA_HOME/thermogfn`` (else ``~/.local/share/thermogfn``); on macOS
+    ``~/Library/Application Support/thermogfn``; on Windows ``%LOCALAPPDATA%\\thermogfn``.
+    """
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = str(Path.home() / "Library" / "Application Support")
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME", "")
+        base = xdg if os.path.isabs(xdg) else str(Path.home() / ".local" / "share")
+    return Path(base) / "thermogfn"
+
+
 def default_roots() -> list[Path]:
-    """Fallback data roots: ``../shared/data`` relative to the working directory, then to the repository."""
-    return [Path.cwd() / ".." / "shared" / "data", Path(__file__).parents[3] / ".." / "shared" / "data"]
+    """Fallback data roots: ``../shared/data`` relative to the working directory, then to the repository,
+    then :func:`user_data_dir`."""
+    return [Path.cwd() / ".." / "shared" / "data", Path(__file__).parents[3] / ".." / "shared" / "data",
+            user_data_dir()]
 
 
 def _pick(root: Path, task_folder: str) -> Path:
@@ -28,7 +47,8 @@ def data_dir(cli_value: str | os.PathLike | None, task_folder: str) -> Path:
     """The folder holding a task's data files.
 
     Order: ``cli_value`` (``--data-dir``), ``$THERMOGFN_DATA_DIR``, ``../shared/data`` next to the working
-    directory, then next to the repository. Each may be the parent of ``task_folder`` or the folder itself.
+    directory, then next to the repository, then :func:`user_data_dir` (where ``thermogfn data fetch`` writes).
+    Each may be the parent of ``task_folder`` or the folder itself.
     An explicit value is returned even if it does not exist (the file check then names it); with none given
     and no default found, the first default candidate is returned.
     """

