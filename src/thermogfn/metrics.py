@@ -186,8 +186,9 @@ def sample_summary(
     """Summary of one batch of samples.
 
     Keys: ``n``, ``fraction_unique``, ``mean_reward``, ``top100_reward`` and ``top100_diversity`` (over
-    the top ``k`` distinct samples; the names keep the paper's k = 100), ``k``, and ``modes`` (distinct
-    modes among the samples; None without a mode set).
+    the top ``k`` distinct samples, or all distinct samples when there are fewer; the names keep the paper's
+    k = 100), ``top100_n`` (how many distinct samples those are), ``k``, and ``modes`` (distinct modes among the
+    samples; None without a mode set).
     """
     n = _check_x(x).shape[0]
     idx = _topk_unique_index(x, raw, k)
@@ -203,6 +204,7 @@ def sample_summary(
         "mean_reward": float(raw.double().mean()) if n else math.nan,
         "top100_reward": float(raw[idx].double().mean()) if idx.numel() else math.nan,
         "top100_diversity": diversity(x[idx]) if diversity is not None else mean_pairwise_distance(x[idx], metric),
+        "top100_n": int(idx.numel()),
         "k": k,
         "modes": modes,
     }
