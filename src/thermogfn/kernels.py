@@ -212,7 +212,9 @@ def back_and_forth_step(model: GFlowNetModel, cur: Paths, reward: Reward, k: int
                         generator: torch.Generator | None = None, greedy: bool = False) -> Step:
     """Refresh tau ~ P_B(.|x), regrow its last ``k`` transitions with P_F, accept by the partial-path MH ratio,
     refresh again (refresh-move-refresh is reversible w.r.t. pi). ``greedy``: accept iff R(x') >= R(x) instead
-    (local search for training, not a sampler)."""
+    (local search for training, not a sampler). Alone it is irreducible only where paths to one object differ
+    (prepend-append): on append (a tree) and on the hypergrid (a cut at n - k > 0 regrows exactly k moves) use
+    ``k >= max_steps`` or the mixture."""
     cur = refresh(model, cur, generator)
     traj = regrow(model, cur.traj, cut_point(cur.traj.n, k), generator)
     prop = score_paths(model, traj, reward)
