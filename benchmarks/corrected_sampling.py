@@ -19,7 +19,7 @@ import torch
 from thermogfn.config import RunConfig
 from thermogfn.exact import exact_metrics, target_distribution
 from thermogfn.kernels import corrected_samples
-from thermogfn.train import train
+from thermogfn.loop import train
 
 # name -> corrected_samples keyword arguments (chains default to n: one final state per chain)
 SETTINGS = {
