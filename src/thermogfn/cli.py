@@ -18,6 +18,7 @@ from thermogfn.config import (
     G_KINDS,
     HYPERGRID_DEFAULTS,
     LAYER_ENCODINGS,
+    LS_ACCEPTS,
     MDP_KINDS,
     OBJECTIVES,
     TASKS,
@@ -91,6 +92,12 @@ def cli() -> None:
 @click.option("--g", "g_kind", type=click.Choice(G_KINDS), default="positive", show_default=True)
 @click.option("--beta-input", type=click.Choice(BETA_INPUTS), default="log", show_default=True)
 @click.option("--layer-encoding", type=click.Choice(LAYER_ENCODINGS), default="value", show_default=True)
+@click.option("--local-search", type=int, default=0, show_default=True, metavar="K",
+              help="LS-GFN: refine on-policy objects by K steps back with P_B and forward with P_F (0: off)")
+@click.option("--ls-iterations", type=int, default=7, show_default=True,
+              help="Refinements per fresh object; a round draws batch-size / (iterations + 1) fresh objects")
+@click.option("--ls-accept", type=click.Choice(LS_ACCEPTS), default="greedy", show_default=True,
+              help="Keep a candidate if its reward is not lower, or by Metropolis-Hastings")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--offline", is_flag=True, help="Train from a dataset (no reward calls)")
 @click.option("--offline-data", default=None, help="CSV sequence,reward (default: bottom half of the task's table)")

@@ -26,6 +26,7 @@ OBJECTIVES: tuple[str, ...] = ("tb", "db", "subtb")
 G_KINDS: tuple[str, ...] = ("positive", "signed")
 BETA_INPUTS: tuple[str, ...] = ("log", "raw")
 LAYER_ENCODINGS: tuple[str, ...] = ("value", "thermometer")
+LS_ACCEPTS: tuple[str, ...] = ("greedy", "mh")
 HYPERGRID_DEFAULTS = {"ndim": 4, "height": 8}
 
 # what identifies a run's outcome: a checkpoint written under another value of these is refused on resume
@@ -70,6 +71,9 @@ class RunConfig:
     batch_size: int = 32  # on-policy trajectories per round
     replay_batch: int = 32  # replayed trajectories per round (0: on-policy only)
     replay_top_fraction: float = 0.1
+    local_search: int = 0  # LS-GFN: back-and-forth steps K per refinement (0: no local search)
+    ls_iterations: int = 7  # refinements per fresh trajectory; a round draws batch_size / (ls_iterations + 1) fresh
+    ls_accept: str = "greedy"  # keep a candidate if its reward is not lower (greedy) or by Metropolis-Hastings (mh)
     eps: float | None = None
     lr: float | None = None
     lr_logz: float = 1e-2
@@ -173,6 +177,7 @@ def resolve(cfg: RunConfig, task: Task) -> RunConfig:
     _check_choice("g", model.g_kind, G_KINDS)
     _check_choice("beta input", model.beta_input, BETA_INPUTS)
     _check_choice("layer encoding", model.layer_encoding, LAYER_ENCODINGS)
+    _check_choice("local-search acceptance", out.ls_accept, LS_ACCEPTS)
     for prior in (out.train_prior, out.explore_prior):
         if model.conditioning == "none" and prior.kind != "constant":
             raise ThermoGFNError(f"conditioning 'none' trains a plain GFlowNet at one fixed beta; "
@@ -204,7 +209,13 @@ def _check_numbers(cfg: RunConfig) -> None:
         ("--max-consecutive-skips", cfg.max_consecutive_skips, cfg.max_consecutive_skips >= 1, ">= 1"),
         ("--seed", cfg.seed, 0 <= cfg.seed < 2**63, "in 0..2^63-1"),
         ("--replay-top-fraction", cfg.replay_top_fraction, 0 < cfg.replay_top_fraction <= 1, "in (0, 1]"),
+        ("--local-search", cfg.local_search, cfg.local_search >= 0, ">= 0"),
+        ("--ls-iterations", cfg.ls_iterations, cfg.ls_iterations >= 1, ">= 1"),
     ]
     for flag, value, ok, rule in checks:
         if not ok:
             raise ThermoGFNError(f"{flag} must be {rule}, got {value}")
+    if cfg.local_search and cfg.batch_size % (cfg.ls_iterations + 1):
+        raise ThermoGFNError(f"with local search a round spends --batch-size reward calls on batch_size / "
+                             f"(ls_iterations + 1) fresh objects and their refinements: --batch-size "
+                             f"{cfg.batch_size} is not a multiple of {cfg.ls_iterations + 1}")

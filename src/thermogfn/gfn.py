@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from thermogfn.config import RunConfig
+from thermogfn.kernels import Paths, Reward, back_and_forth_step, step_log_probs
 from thermogfn.mdp import MDP, make_mdp
 from thermogfn.objectives import loss, score
 from thermogfn.offline_data import bottom_half, read_offline_data
@@ -77,22 +78,44 @@ class GFlowNetTrainer(BaseTrainer):
             pick = torch.randint(self.offline_x.shape[0], (cfg.batch_size,), generator=self.generator)
             stats = RoundStats(self._replay(self.offline_x[pick], self.offline_logr[pick]), None, None)
         else:
-            beta = self.explore_prior.sample(cfg.batch_size, self.progress, self.generator)
+            fresh = cfg.batch_size // (cfg.ls_iterations + 1) if cfg.local_search else cfg.batch_size
+            beta = self.explore_prior.sample(fresh, self.progress, self.generator)
             self.drawn_beta_mean = float(beta.double().mean())
             traj = forward_rollout(self.model, beta, cfg.eps, self.generator)
             raw, index = self.evaluate_samples(traj.objects)
+            seen = [(traj.objects, raw, index)]
+            if cfg.local_search:
+                traj, raw = self._local_search(traj, raw, seen)
+            on_policy = self._update(traj, self.task.shaping.log_reward(raw))
+            objects, raw, index = (torch.cat(parts) for parts in zip(*seen, strict=True))
             log_reward = self.task.shaping.log_reward(raw)
-            on_policy = self._update(traj, log_reward)
-            self.buffer.add(traj.objects, log_reward, index)
+            self.buffer.add(objects, log_reward, index)
             if self.task.log_reward_bound() is None:
                 self._set_log_z_ceiling(float(log_reward.max()))
             replay = None
             if cfg.replay_batch > 0:
                 x, logr = self.buffer.sample(cfg.replay_batch, cfg.replay_top_fraction, self.generator)
                 replay = self._replay(x, logr)
-            stats = RoundStats(on_policy, replay, float(raw.mean()))
+            stats = RoundStats(on_policy, replay, float(raw.mean()))  # over every object evaluated this round
         self.step += 1
         return stats
+
+    def _local_search(self, traj: Trajectories, raw: torch.Tensor,
+                      seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> tuple[Trajectories, torch.Tensor]:
+        """LS-GFN (arXiv 2310.02710): refine each fresh trajectory ``ls_iterations`` times by going back
+        ``local_search`` steps with P_B and forward with P_F, keeping a candidate greedily or by Metropolis-Hastings.
+        Every candidate is a reward call (appended to ``seen``). Returns the fresh and the refined trajectories."""
+        def score(x: torch.Tensor) -> torch.Tensor:
+            cand_raw, cand_index = self.evaluate_samples(x)
+            seen.append((x, cand_raw, cand_index))
+            return cand_raw
+
+        reward = Reward(score, self.task.shaping)
+        cur = Paths(traj, raw, self.task.shaping.log_reward(raw), *step_log_probs(self.model, traj))
+        for _ in range(self.cfg.ls_iterations):
+            cur = back_and_forth_step(self.model, cur, reward, self.cfg.local_search, self.generator,
+                                      greedy=self.cfg.ls_accept == "greedy").paths
+        return Trajectories.cat([traj, cur.traj]), torch.cat([raw, cur.raw_reward])
 
     def method_metrics(self) -> dict[str, Any]:
         """log Z at the training prior's mean beta, that beta, and the mean of the betas drawn this round."""
