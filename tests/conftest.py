@@ -1,11 +1,13 @@
-"""Shared fixtures: one torch thread, and tiny enumerable table tasks."""
+"""Shared fixtures: one torch thread, tiny enumerable table tasks, and one finished tiny run."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import TINY_HYPERGRID, new_dir, run_cli
 
 from thermogfn.tasks.base import Shaping, Task, TaskDefaults, objects_to_strings, strings_to_objects
 
@@ -61,3 +63,11 @@ def tiny_task() -> TableTask:
     """The default tiny task: vocab 3, length 4 (81 objects, 121 prepend-append states)."""
     return TableTask(3, 4, seed=0)
 
+
+@pytest.fixture(scope="session")
+def finished_run() -> Path:
+    """A finished 2-round tiny hypergrid run (config.json, metrics, checkpoints, plots). Copy it before changing it."""
+    run = new_dir() / "run"
+    code, _, err = run_cli("train", *TINY_HYPERGRID, "--steps", "2", "--out", str(run), plots=True)
+    assert code == 0, err
+    return run

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import run_cli
 
 from thermogfn.baselines.annealing import SAParams, SimulatedAnnealing
 from thermogfn.baselines.mcmc import MCMC, MCMCParams, metropolis_accept, point_mutations
-from thermogfn.cli import main
 from thermogfn.config import RunConfig
 from thermogfn.exact import target_distribution
 from thermogfn.loop import train
@@ -145,22 +144,12 @@ def test_mutations_parameter(make_table_task):
     assert torch.equal(trainer.task.object_index(proposal), trainer.samples[-1])
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["thermogfn", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize("method", ["mcmc", "sa"])
-def test_cli_train_writes_a_complete_run(method, tmp_path, monkeypatch, capsys):
+def test_cli_train_writes_a_complete_run(method, tmp_path):
     run = tmp_path / "run"
-    code, err = run_cli(monkeypatch, capsys, "train", "--task", "hypergrid", "--ndim", "2", "--height", "4",
-                        "--method", method, "--beta-train", "constant:1", "--batch-size", "8", "--steps", "20",
-                        "--log-every", "5", "--checkpoint-every", "10", "--no-progress", "--out", str(run))
+    code, _, err = run_cli("train", "--task", "hypergrid", "--ndim", "2", "--height", "4",
+                           "--method", method, "--beta-train", "constant:1", "--batch-size", "8", "--steps", "20",
+                           "--log-every", "5", "--checkpoint-every", "10", "--no-progress", "--out", str(run))
     assert code == 0, err
     assert json.loads((run / "config.json").read_text())["method"] == method
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import run_cli
 
 from thermogfn.baselines import rl
-from thermogfn.cli import main
 from thermogfn.config import ModelConfig, RunConfig
 from thermogfn.loop import train
 from thermogfn.mdp import PrependAppendMDP
@@ -63,22 +62,12 @@ def test_reaches_the_optimum_of_a_small_task(method: str):
     assert trainer.oracle.calls == rounds * 16
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["thermogfn", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize("method", METHODS)
-def test_train_cli_writes_a_complete_run(method: str, tmp_path: Path, monkeypatch, capsys):
+def test_train_cli_writes_a_complete_run(method: str, tmp_path: Path):
     out = tmp_path / "run"
-    code, err = run_cli(monkeypatch, capsys, "train", "--method", method, "--task", "hypergrid", "--ndim", "2",
-                        "--height", "4", "--hidden", "16", "--batch-size", "8", "--steps", "6", "--log-every", "2",
-                        "--checkpoint-every", "3", "--no-progress", "--out", str(out))
+    code, _, err = run_cli("train", "--method", method, "--task", "hypergrid", "--ndim", "2",
+                           "--height", "4", "--hidden", "16", "--batch-size", "8", "--steps", "6", "--log-every", "2",
+                           "--checkpoint-every", "3", "--no-progress", "--out", str(out))
     assert code == 0, err
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["method"] == method and cfg["lr"] is not None

