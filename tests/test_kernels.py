@@ -15,14 +15,15 @@ from test_exact import expected_tv_noise, random_model, tv
 
 from thermogfn.exact import target_distribution, terminal_distribution
 from thermogfn.kernels import (
+    Candidates,
     Paths,
     Reward,
     back_and_forth_log_ratio,
-    back_and_forth_step,
     corrected_samples,
     cut_point,
     enumerate_trajectories,
     expectation_estimate,
+    greedy_step,
     independent_log_ratio,
     log_z_estimate,
     path_log_probs,
@@ -185,14 +186,18 @@ def test_greedy_filter_never_decreases_reward(make_table_task) -> None:
     model = random_model(mdp, "logit", "positive")
     reward = Reward(task.raw_reward, task.shaping)
     g = torch.Generator().manual_seed(0)
-    cur = score_paths(model, forward_rollout(model, torch.full((512,), 2.0), generator=g), reward)
+    traj = forward_rollout(model, torch.full((512,), 2.0), generator=g)
+    cur = Candidates(traj, *reward(traj.objects))
     start = cur.log_reward.clone()
     moved = 0
     for _ in range(5):
-        out = back_and_forth_step(model, cur, reward, 2, g, greedy=True)
-        assert (out.paths.log_reward >= cur.log_reward).all()
-        moved += int((out.paths.log_reward > cur.log_reward).sum())
-        cur = out.paths
+        nxt, kept = greedy_step(model, cur, reward, 2, g)
+        assert (nxt.log_reward >= cur.log_reward).all() and torch.equal(nxt.log_reward > cur.log_reward,
+                                                                       kept & (nxt.log_reward > cur.log_reward))
+        assert torch.equal(nxt.raw_reward, task.raw_reward(nxt.traj.objects))
+        assert torch.equal(mdp.terminal_object(nxt.traj.states[torch.arange(512), nxt.traj.n]), nxt.traj.objects)
+        moved += int((nxt.log_reward > cur.log_reward).sum())
+        cur = nxt
     assert moved > 0 and float(cur.log_reward.mean()) > float(start.mean()) + 0.5
     assert reward.calls == 512 * 6
 

@@ -15,8 +15,10 @@ import click
 from thermogfn.config import (
     BETA_INPUTS,
     CONDITIONINGS,
+    CORRECTIONS,
     G_KINDS,
     HYPERGRID_DEFAULTS,
+    KERNELS,
     LAYER_ENCODINGS,
     LS_ACCEPTS,
     MDP_KINDS,
@@ -156,33 +158,80 @@ def _parse_method_params(items: tuple[str, ...]) -> dict:
 
 @cli.command()
 @click.argument("rundir", type=click.Path())
-@click.option("--beta", type=float, required=True, help="Inverse temperature to sample at")
+@click.option("--beta", type=float, default=None, help="Inverse temperature to sample at")
+@click.option("--target-mean-reward", type=float, default=None, metavar="R",
+              help="Instead of --beta: sample at the beta whose expected raw reward is R (found and printed)")
 @click.option("-n", "n", type=int, default=100, show_default=True, help="Number of samples")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", "out_file", default=None, help="CSV file (default: standard output)")
-def sample(rundir: str, beta: float, n: int, seed: int, out_file: str | None) -> None:
-    """Sample sequences from a trained run at BETA; writes sequence,reward rows."""
-    if not (0 < beta <= MAX_BETA) or n < 1:
-        raise ThermoGFNError(f"--beta must be a positive number up to {MAX_BETA:g} and -n at least 1")
+@click.option("--correct", type=click.Choice(CORRECTIONS), default="none", show_default=True,
+              help="mh: Metropolis-Hastings chains with the model as proposal, exactly R^beta/Z after burn-in")
+@click.option("--kernel", type=click.Choice(KERNELS), default="independent", show_default=True,
+              help="--correct mh: independent proposals, back-and-forth (LS-GFN) moves, or a mixture")
+@click.option("--burn-in", type=int, default=30, show_default=True, help="--correct mh: kernel steps per chain")
+@click.option("--chains", type=int, default=None, help="--correct mh: chains (default: -n, one sample each)")
+@click.option("--steps-per-sample", type=int, default=1, show_default=True,
+              help="--correct mh: steps between samples of one chain (with --chains < -n)")
+@click.option("--back-steps", type=int, default=None, metavar="K",
+              help="--correct mh: back-and-forth steps (default: half the trajectory length)")
+@click.option("--marginal", is_flag=True,
+              help="--correct mh: weight by the model's exact marginal q(x) (enumerable spaces)")
+@click.option("--out", "out_file", default=None,
+              help="CSV file (default: standard output); with --correct mh also OUT.json with the chain report")
+def sample(rundir: str, beta: float | None, target_mean_reward: float | None, n: int, seed: int, correct: str,
+           kernel: str, burn_in: int, chains: int | None, steps_per_sample: int, back_steps: int | None,
+           marginal: bool, out_file: str | None) -> None:
+    """Sample sequences from a trained run at BETA (corrected to R^beta/Z with --correct mh); writes
+    sequence,reward rows."""
+    if (beta is None) == (target_mean_reward is None):
+        raise ThermoGFNError("give exactly one of --beta B and --target-mean-reward R")
+    if beta is not None and not 0 < beta <= MAX_BETA:
+        raise ThermoGFNError(f"--beta must be a positive number up to {MAX_BETA:g}, got {beta:g}")
+    if n < 1:
+        raise ThermoGFNError(f"-n must be at least 1, got {n}")
+    if correct == "none" and (kernel != "independent" or burn_in != 30 or chains is not None or marginal
+                              or steps_per_sample != 1 or back_steps is not None):
+        raise ThermoGFNError("--kernel, --burn-in, --chains, --steps-per-sample, --back-steps and --marginal apply "
+                             "to corrected sampling: add --correct mh")
     target = Path(out_file) if out_file else None
     if target is not None and not target.parent.parent.is_dir():
         raise ThermoGFNError(f"the folder {target.parent.parent} of --out {out_file} does not exist; create it first")
     _start_work()
-    from thermogfn.evaluate import draw_samples, load_run
+    from thermogfn.evaluate import beta_for_mean_reward, draw_corrected, draw_samples, load_run
     from thermogfn.rundir import atomic_write_text
 
-    loaded = load_run(rundir)
-    x, raw = draw_samples(loaded.trainer, beta, n, seed)
+    trainer = load_run(rundir).trainer
+    if target_mean_reward is not None:
+        beta, found = beta_for_mean_reward(trainer, target_mean_reward, seed=seed)
+        click.echo(f"beta {beta:.4g}: estimated mean reward {found.mean_reward:.4g} (importance sampling, effective "
+                   f"sample size {found.ess:.0f} of {found.n})", err=True)
+        if found.warning():
+            click.echo(f"warning: {found.warning()}", err=True)
+    report = None
+    if correct == "mh":
+        x, raw, report = draw_corrected(trainer, beta, n, seed, kernel=kernel, burn_in=burn_in, chains=chains,
+                                        steps_per_sample=steps_per_sample, k=back_steps, marginal=marginal)
+    else:
+        x, raw = draw_samples(trainer, beta, n, seed)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["sequence", "reward"])
-    for s, r in zip(loaded.trainer.task.decode(x), raw.tolist(), strict=True):
+    for s, r in zip(trainer.task.decode(x), raw.tolist(), strict=True):
         writer.writerow([s, f"{r:.6g}"])
     if target is not None:
         atomic_write_text(target, buf.getvalue())
         click.echo(f"wrote {n} samples at beta {beta:g} to {target}", err=True)
     else:
         click.echo(buf.getvalue(), nl=False)
+    if report is not None:
+        line = json.dumps(report.to_dict())
+        if target is not None:
+            atomic_write_text(target.with_name(target.name + ".json"), line + "\n")
+        click.echo(f"chains: acceptance {report.acceptance:.3f}, autocorrelation time {report.autocorr_time:.1f} "
+                   f"steps, effective sample size {report.ess:.0f} of {n}, {report.reward_calls} reward calls, "
+                   f"{report.seconds:.1f} s", err=True)
+        click.echo(line, err=True)
+        if report.warning():
+            click.echo(f"warning: {report.warning()}", err=True)
 
 
 @cli.command(name="eval")
@@ -204,8 +253,11 @@ def eval_(rundir: str, betas: str, exact: bool | None, samples: int, seed: int, 
     if as_json:
         click.echo(json.dumps(result))
         return
-    keys = ["tv", "kl", "log_z_error", "expected_reward_model", "expected_reward_target", "mean_reward",
-            "top100_reward", "top100_n", "top100_diversity", "fraction_unique", "modes"]
+    for warning in result.get("warnings", []):
+        click.echo(f"warning: {warning}", err=True)
+    keys = ["tv", "kl", "log_z_error", "log_z_model", "log_z_is", "is_ess", "expected_reward_model",
+            "expected_reward_target", "mean_reward", "mean_reward_is", "top100_reward", "top100_n", "top100_diversity",
+            "fraction_unique", "modes"]
     present = [k for k in keys if any(k in row for row in result["betas"].values())]
     click.echo("| beta | " + " | ".join(present) + " |")
     click.echo("|---" * (len(present) + 1) + "|")

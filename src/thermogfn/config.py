@@ -27,6 +27,8 @@ G_KINDS: tuple[str, ...] = ("positive", "signed")
 BETA_INPUTS: tuple[str, ...] = ("log", "raw")
 LAYER_ENCODINGS: tuple[str, ...] = ("value", "thermometer")
 LS_ACCEPTS: tuple[str, ...] = ("greedy", "mh")
+KERNELS: tuple[str, ...] = ("independent", "back-and-forth", "mixture")  # corrected sampling
+CORRECTIONS: tuple[str, ...] = ("none", "mh")
 HYPERGRID_DEFAULTS = {"ndim": 4, "height": 8}
 
 # what identifies a run's outcome: a checkpoint written under another value of these is refused on resume

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from thermogfn.config import KERNELS
 from thermogfn.errors import ThermoGFNError
 from thermogfn.exact import exact_enumerable, exact_metrics
 from thermogfn.gfn import GFlowNetTrainer
+from thermogfn.kernels import Reward, corrected_samples, ess_of, importance_log_weights
 from thermogfn.methods import make_trainer, method
 from thermogfn.metrics import sample_summary
 from thermogfn.rundir import RunDir
@@ -64,6 +69,117 @@ def draw_samples(trainer: GFlowNetTrainer, beta: float, n: int, seed: int = 0,
     return torch.cat(xs), torch.cat(raws)
 
 
+@dataclass
+class ChainReport:
+    """What a corrected draw spent and how far to trust it."""
+
+    beta: float
+    n: int
+    kernel: str
+    burn_in: int
+    steps_per_sample: int
+    chains: int
+    acceptance: float
+    ess: float
+    autocorr_time: float
+    reward_calls: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def warning(self) -> str | None:
+        """A one-line caution when the chains are unlikely to have mixed, else None."""
+        if self.burn_in < 3 * self.autocorr_time:
+            return (f"burn-in {self.burn_in} is short for an autocorrelation time of {self.autocorr_time:.1f} steps "
+                    f"at beta {self.beta:g}; raise --burn-in to at least {math.ceil(5 * self.autocorr_time)}")
+        return None
+
+
+def draw_corrected(trainer: GFlowNetTrainer, beta: float, n: int, seed: int = 0, *, kernel: str = "independent",
+                   burn_in: int = 30, steps_per_sample: int = 1, chains: int | None = None, k: int | None = None,
+                   marginal: bool = False) -> tuple[torch.Tensor, torch.Tensor, ChainReport]:
+    """``n`` objects distributed as ``R(x)^beta / Z(beta)``: Metropolis-Hastings chains with the trained model as
+    proposal (:func:`thermogfn.kernels.corrected_samples`), their raw rewards, and a :class:`ChainReport`.
+
+    Every proposal is a reward call, counted in the report; rewards are cached per object (or read from the table).
+    """
+    trainer = _gflownet(trainer)
+    settings = {"burn-in": burn_in, "steps per sample": steps_per_sample, "chains": n if chains is None else chains,
+                "-n": n, "back-and-forth steps": 1 if k is None else k}
+    for name, value in settings.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ThermoGFNError(f"{name} must be a positive integer, got {value!r}")
+    if kernel not in KERNELS:
+        raise ThermoGFNError(f"unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
+    if marginal and (kernel != "independent" or not exact_enumerable(trainer.model.mdp, trainer.task)):
+        raise ThermoGFNError("--marginal needs the independent kernel and an enumerable space with a full reward "
+                             "table (it uses the model's exact marginal)")
+    t0 = time.perf_counter()
+    result = corrected_samples(trainer.model, trainer.task, beta, n, reward_fn=RewardOracle(trainer.task),
+                               kernel=kernel, chains=chains, burn_in=burn_in, steps_per_sample=steps_per_sample,
+                               k=k, marginal=marginal, generator=torch.Generator().manual_seed(seed))
+    report = ChainReport(beta, n, kernel, burn_in, steps_per_sample, chains or n, result.acceptance, result.ess,
+                         result.autocorr_time, result.reward_calls, round(time.perf_counter() - t0, 3))
+    return result.objects, result.raw_rewards, report
+
+
+@dataclass
+class Estimates:
+    """Self-normalised importance-sampling estimates at one beta from ``n`` trajectories of the model."""
+
+    beta: float
+    n: int
+    log_z: float  # log of the unbiased estimate of Z(beta) = sum_x R(x)^beta
+    log_z_model: float  # the model's learned log Z(beta)
+    mean_reward: float  # E_{R^beta/Z}[raw reward]
+    user_mean: float | None  # E_{R^beta/Z}[f(x)] for a user function f, if given
+    ess: float  # (sum w)^2 / sum w^2
+
+    def warning(self, min_ess: float = 30.0) -> str | None:
+        if self.ess < min_ess:
+            return (f"importance sampling at beta {self.beta:g} has an effective sample size of {self.ess:.1f} of "
+                    f"{self.n}: its estimates are not to be trusted; draw more samples, or use corrected sampling "
+                    "(`thermogfn sample --correct mh`) with a longer --burn-in")
+        return None
+
+
+def estimate(trainer: GFlowNetTrainer, beta: float, n: int = 1000, seed: int = 0,
+             f: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Estimates:
+    """log Z(beta), E_beta[raw reward] and (optionally) E_beta[f(x)] by importance sampling with the model as
+    proposal: weights ``R(x)^beta P_B(tau|x) / P_F(tau)`` (exact in expectation whatever the model's quality)."""
+    trainer = _gflownet(trainer)
+    reward = Reward(RewardOracle(trainer.task), trainer.task.shaping)
+    paths, log_w = importance_log_weights(trainer.model, reward, beta, n, torch.Generator().manual_seed(seed))
+    w = torch.softmax(log_w, 0)
+    user = float((w * f(paths.traj.objects).double()).sum()) if f is not None else None
+    with torch.no_grad():
+        log_z_model = float(trainer.model.log_z(torch.tensor([float(beta)])))
+    return Estimates(beta, n, float(torch.logsumexp(log_w, 0)) - math.log(n), log_z_model,
+                     float((w * paths.raw_reward).sum()), user, ess_of(log_w))
+
+
+BETA_SEARCH_RANGE = (1e-3, 1e4)
+
+
+def beta_for_mean_reward(trainer: GFlowNetTrainer, target: float, n: int = 2000, seed: int = 0,
+                         tol: float = 1e-3) -> tuple[float, Estimates]:
+    """The beta whose expected raw reward under ``R^beta / Z`` is ``target`` (it rises with beta), by bisection
+    in log beta on the importance-sampling estimates (same random numbers at every beta)."""
+    lo, hi = BETA_SEARCH_RANGE
+    at_lo, at_hi = estimate(trainer, lo, n, seed), estimate(trainer, hi, n, seed)
+    if not at_lo.mean_reward <= target <= at_hi.mean_reward:
+        raise ThermoGFNError(f"--target-mean-reward {target:g} is outside what this reward reaches for beta in "
+                             f"[{lo:g}, {hi:g}]: about {at_lo.mean_reward:.4g} to {at_hi.mean_reward:.4g}")
+    best = at_lo
+    a, b = math.log(lo), math.log(hi)
+    while b - a > tol:
+        mid = (a + b) / 2
+        best = estimate(trainer, math.exp(mid), n, seed)
+        a, b = (mid, b) if best.mean_reward < target else (a, mid)
+    return best.beta, best
+
+
 def evaluate(loaded: LoadedRun, betas: list[float], exact: bool | None = None, samples: int = 1000,
              seed: int = 0) -> dict[str, Any]:
     """``{"betas": {"1": {...}}, ...}``: exact keys (tv, kl, ...) only where exact evaluation applies."""
@@ -87,6 +203,11 @@ def evaluate(loaded: LoadedRun, betas: list[float], exact: bool | None = None, s
             index = task.object_index(x)
             row.update(sample_summary(x, raw, index, None, task.distance, diversity=task.diversity))
             row["modes"] = counter.count_in(x, index, raw) if counter is not None else None
+            est = estimate(trainer, beta, samples, seed)
+            row.update({"log_z_model": est.log_z_model, "log_z_is": est.log_z, "mean_reward_is": est.mean_reward,
+                        "is_ess": est.ess})
+            if est.warning():
+                out.setdefault("warnings", []).append(est.warning())
         out["betas"][format_beta(beta)] = row
     return out
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from thermogfn.config import RunConfig
-from thermogfn.kernels import Paths, Reward, back_and_forth_step, step_log_probs
+from thermogfn.kernels import Candidates, Paths, Reward, back_and_forth_step, greedy_step, step_log_probs
 from thermogfn.mdp import MDP, make_mdp
 from thermogfn.objectives import loss, score
 from thermogfn.offline_data import bottom_half, read_offline_data
@@ -103,19 +103,27 @@ class GFlowNetTrainer(BaseTrainer):
     def _local_search(self, traj: Trajectories, raw: torch.Tensor,
                       seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> tuple[Trajectories, torch.Tensor]:
         """LS-GFN (arXiv 2310.02710): refine each fresh trajectory ``ls_iterations`` times by going back
-        ``local_search`` steps with P_B and forward with P_F, keeping a candidate greedily or by Metropolis-Hastings.
-        Every candidate is a reward call (appended to ``seen``). Returns the fresh and the refined trajectories."""
+        ``local_search`` steps with P_B and forward with P_F, keeping a candidate greedily (reward not lower) or by
+        Metropolis-Hastings. Every candidate is a reward call (appended to ``seen``). Returns the fresh and the
+        refined trajectories with their raw rewards."""
         def score(x: torch.Tensor) -> torch.Tensor:
             cand_raw, cand_index = self.evaluate_samples(x)
             seen.append((x, cand_raw, cand_index))
             return cand_raw
 
         reward = Reward(score, self.task.shaping)
-        cur = Paths(traj, raw, self.task.shaping.log_reward(raw), *step_log_probs(self.model, traj))
-        for _ in range(self.cfg.ls_iterations):
-            cur = back_and_forth_step(self.model, cur, reward, self.cfg.local_search, self.generator,
-                                      greedy=self.cfg.ls_accept == "greedy").paths
-        return Trajectories.cat([traj, cur.traj]), torch.cat([raw, cur.raw_reward])
+        k, log_reward = self.cfg.local_search, self.task.shaping.log_reward(raw)
+        if self.cfg.ls_accept == "greedy":
+            cur = Candidates(traj, raw, log_reward)
+            for _ in range(self.cfg.ls_iterations):
+                cur = greedy_step(self.model, cur, reward, k, self.generator)[0]
+            refined, refined_raw = cur.traj, cur.raw_reward
+        else:
+            paths = Paths(traj, raw, log_reward, *step_log_probs(self.model, traj))
+            for _ in range(self.cfg.ls_iterations):
+                paths = back_and_forth_step(self.model, paths, reward, k, self.generator).paths
+            refined, refined_raw = paths.traj, paths.raw_reward
+        return Trajectories.cat([traj, refined]), torch.cat([raw, refined_raw])
 
     def method_metrics(self) -> dict[str, Any]:
         """log Z at the training prior's mean beta, that beta, and the mean of the betas drawn this round."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from thermogfn.config import KERNELS
 from thermogfn.exact import terminal_distribution
 from thermogfn.mdp import MDP
 from thermogfn.policy import GFlowNetModel
@@ -28,7 +29,6 @@ from thermogfn.tasks.base import Shaping, Task
 
 LogRewardFn = Callable[[torch.Tensor], torch.Tensor]
 RawRewardFn = Callable[[torch.Tensor], torch.Tensor]
-KERNELS = ("independent", "back-and-forth", "mixture")
 _FIELDS = ("states", "actions", "back_actions", "n", "objects", "beta")
 
 
@@ -209,21 +209,42 @@ def independent_step(model: GFlowNetModel, cur: Paths, reward: Reward,
 
 
 def back_and_forth_step(model: GFlowNetModel, cur: Paths, reward: Reward, k: int,
-                        generator: torch.Generator | None = None, greedy: bool = False) -> Step:
+                        generator: torch.Generator | None = None) -> Step:
     """Refresh tau ~ P_B(.|x), regrow its last ``k`` transitions with P_F, accept by the partial-path MH ratio,
-    refresh again (refresh-move-refresh is reversible w.r.t. pi). ``greedy``: accept iff R(x') >= R(x) instead
-    (local search for training, not a sampler). Alone it is irreducible only where paths to one object differ
-    (prepend-append): on append (a tree) and on the hypergrid (a cut at n - k > 0 regrows exactly k moves) use
-    ``k >= max_steps`` or the mixture."""
+    refresh again (refresh-move-refresh is reversible w.r.t. pi). Alone it is irreducible only where paths to one
+    object differ (prepend-append): on append (a tree) and on the hypergrid (a cut at n - k > 0 regrows exactly k
+    moves) use ``k >= max_steps`` or the mixture."""
     cur = refresh(model, cur, generator)
     traj = regrow(model, cur.traj, cut_point(cur.traj.n, k), generator)
     prop = score_paths(model, traj, reward)
-    if greedy:
-        accepted = prop.log_reward >= cur.log_reward
-    else:
-        accepted = _accept(back_and_forth_log_ratio(cur, prop, k), generator)
-    nxt = prop.where(accepted, cur)
-    return Step(nxt if greedy else refresh(model, nxt, generator), accepted)
+    accepted = _accept(back_and_forth_log_ratio(cur, prop, k), generator)
+    return Step(refresh(model, prop.where(accepted, cur), generator), accepted)
+
+
+@dataclass
+class Candidates:
+    """Objects under local search: their trajectories, raw rewards and log R (no path probabilities needed)."""
+
+    traj: Trajectories
+    raw_reward: torch.Tensor
+    log_reward: torch.Tensor
+
+
+def greedy_step(model: GFlowNetModel, cur: Candidates, reward: Reward, k: int,
+                generator: torch.Generator | None = None) -> tuple[Candidates, torch.Tensor]:
+    """LS-GFN's deterministic filter: a fresh path back from x with P_B, its last ``k`` transitions regrown with
+    P_F, the candidate kept iff R(x') >= R(x). A search for high reward, not a sampler. Returns the new states and
+    the mask of kept candidates."""
+    back = backward_rollout(model, cur.traj.objects, cur.traj.beta, generator)
+    traj = regrow(model, back, cut_point(back.n, k), generator)
+    raw, log_r = reward(traj.objects)
+    keep = log_r >= cur.log_reward
+
+    def pick(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.where(keep.view(-1, *([1] * (a.dim() - 1))), a, b)
+
+    new_traj = Trajectories(*(pick(getattr(traj, f), getattr(cur.traj, f)) for f in _FIELDS))
+    return Candidates(new_traj, pick(raw, cur.raw_reward), pick(log_r, cur.log_reward)), keep
 
 
 def mixture_step(model: GFlowNetModel, cur: Paths, reward: Reward, k: int, p_independent: float,
