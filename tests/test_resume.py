@@ -161,3 +161,14 @@ def test_checkpoint_from_before_a_config_field_existed_still_loads(tmp_path: Pat
     trainer = make_trainer(_tiny_cfg())
     trainer.load_state_dict(state)
     assert trainer.step == 6
+
+
+@pytest.mark.parametrize("accept", ["greedy", "mh"])
+def test_local_search_runs_resume_bit_identically(tmp_path: Path, accept: str):
+    ls = {"local_search": 2, "ls_iterations": 3, "ls_accept": accept}
+    straight = train(_tiny_cfg(**ls), tmp_path / "straight", progress=False, plots=False)
+    train(_tiny_cfg(steps=3, **ls), tmp_path / "split", progress=False, plots=False)
+    resumed = train(_tiny_cfg(**ls), tmp_path / "split", progress=False, plots=False, resume=True)
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    assert torch.equal(torch.cat(straight.samples), torch.cat(resumed.samples))

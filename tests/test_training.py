@@ -110,3 +110,29 @@ def test_same_seed_same_parameters(tiny_task, objective: str) -> None:
     # and the parameters moved away from their initialisation
     fresh = _params(make_trainer(tiny_task, "prepend-append", "logit+layer", objective, steps=25, seed=7, hidden=32))
     assert any(not torch.equal(a[k], fresh[k]) for k in a)
+
+
+@pytest.mark.parametrize("accept", ["greedy", "mh"])
+def test_local_search_spends_batch_size_reward_calls_and_trains_on_refined_objects(tiny_task, accept):
+    cfg = RunConfig(task=tiny_task.name, model=ModelConfig(hidden=16), batch_size=8, replay_batch=8, steps=5,
+                    local_search=2, ls_iterations=3, ls_accept=accept)
+    trainer = GFlowNetTrainer(cfg, tiny_task)
+    seen = []
+    real_update = trainer._update
+    trainer._update = lambda traj, log_reward: seen.append(traj) or real_update(traj, log_reward)
+    for _ in range(5):
+        trainer.train_round()
+    assert trainer.oracle.calls == 5 * 8 and sum(s.numel() for s in trainer.samples) == 5 * 8
+    on_policy = seen[0::2]  # each round: the on-policy update, then the replay update
+    assert all(len(t) == 2 * 8 // 4 for t in on_policy)  # 2 fresh + their 2 refinements
+    if accept == "greedy":
+        for t in on_policy:  # the refined half never has a lower reward than its fresh start
+            r = tiny_task.raw_reward(t.objects)
+            assert (r[2:] >= r[:2]).all()
+
+
+def test_local_search_needs_a_batch_the_iterations_divide(tiny_task):
+    cfg = RunConfig(task=tiny_task.name, model=ModelConfig(hidden=16), batch_size=10, local_search=2,
+                    ls_iterations=3)
+    with pytest.raises(Exception, match="not a multiple of 4"):
+        GFlowNetTrainer(cfg, tiny_task)

@@ -41,8 +41,15 @@ METHODS: dict[str, Method] = {m.name: m for m in (
 )}
 BASELINES: tuple[str, ...] = tuple(name for name in METHODS if name != "gfn")
 
-# benchmark method names: a GFlowNet conditioning mode (``none`` trains at one fixed beta) or a baseline
-BENCH_METHODS: tuple[str, ...] = CONDITIONINGS + BASELINES
+# benchmark method names: a GFlowNet conditioning mode (``none`` trains at one fixed beta), the same with LS-GFN
+# local search (``<conditioning>-ls``), or a baseline
+LOCAL_SEARCH_SUFFIX = "-ls"
+BENCH_METHODS: tuple[str, ...] = (CONDITIONINGS + tuple(c + LOCAL_SEARCH_SUFFIX for c in CONDITIONINGS)
+                                  + BASELINES)
+# what ``-ls`` adds to a GFlowNet run, chosen on held-out seeds (benchmarks/ls_tuning.py,
+# benchmarks/results/ls_tuning_tfbind8.jsonl); ``lr`` applies where the bench is not given --lr
+LOCAL_SEARCH_DEFAULTS = {"local_search": 2, "ls_iterations": 7, "ls_accept": "greedy"}
+LOCAL_SEARCH_LR = 1e-3
 
 
 def method(name: str) -> Method:
@@ -70,5 +77,8 @@ def bench_config(name: str, base: RunConfig, fixed_beta: float = 1.0) -> RunConf
     fixed = {"beta_train": f"constant:{fixed_beta:g}", "beta_explore": f"constant:{fixed_beta:g}"}
     if name in BASELINES:
         return dataclasses.replace(base, method=name, **fixed)
-    model = dataclasses.replace(base.model, conditioning=name)
-    return dataclasses.replace(base, model=model, **(fixed if name == "none" else {}))
+    conditioning = name.removesuffix(LOCAL_SEARCH_SUFFIX)
+    extra = fixed if conditioning == "none" else {}
+    if name.endswith(LOCAL_SEARCH_SUFFIX):
+        extra |= LOCAL_SEARCH_DEFAULTS | {"lr": base.lr if base.lr is not None else LOCAL_SEARCH_LR}
+    return dataclasses.replace(base, model=dataclasses.replace(base.model, conditioning=conditioning), **extra)
