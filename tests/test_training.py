@@ -16,6 +16,7 @@ Asserted: TV < 0.17 (tb), < 0.22 (db, subtb), < 0.35 (hypergrid), and always < 0
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -111,3 +112,14 @@ def test_same_seed_same_parameters(tiny_task, objective: str) -> None:
     # and the parameters moved away from their initialisation
     fresh = _params(make_trainer(tiny_task, "prepend-append", "logit+layer", objective, steps=25, seed=7, hidden=32))
     assert any(not torch.equal(a[k], fresh[k]) for k in a)
+
+
+def test_offline_log_z_ceiling_is_the_datas_best(tiny_task) -> None:
+    """Offline, m of log Z(beta) is the best log-reward in the data (here negative), not the hidden table's
+    maximum: log Z(beta) >= beta * m, so a maximum the data never shows would force P(data) ~ exp(-beta * gap)."""
+    cfg = dataclasses.replace(make_trainer(tiny_task, "prepend-append", steps=0).cfg, offline=True)
+    trainer = Trainer(cfg, task=tiny_task)
+    assert trainer.offline_logr is not None
+    best = float(trainer.offline_logr.max())
+    assert best < 0 < float(tiny_task.log_reward_bound())
+    assert float(trainer.model.log_z.ceiling) == pytest.approx(best)

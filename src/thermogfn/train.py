@@ -111,21 +111,22 @@ class Trainer(BaseTrainer):
             {"params": list(self.model.log_z.parameters()), "lr": self.cfg.lr_logz},
         ], fused=True)  # one fused kernel instead of a Python loop over parameters (~7% of a round)
         self.buffer = ReplayBuffer(self.task.length)
-        self._set_log_z_ceiling(self.task.log_reward_bound())
         self.offline_x: torch.Tensor | None = None
         self.offline_logr: torch.Tensor | None = None
         if self.cfg.offline:
             x, raw = (read_offline_data(self.cfg.offline_data, self.task) if self.cfg.offline_data
                       else bottom_half(self.task))
             self.offline_x, self.offline_logr = x, self.task.shaping.log_reward(raw)
-            if self.task.log_reward_bound() is None:
-                self._set_log_z_ceiling(float(self.offline_logr.max()))
+            self._set_log_z_ceiling(float(self.offline_logr.max()))  # the data's best, not the hidden task's
+        else:
+            self._set_log_z_ceiling(self.task.log_reward_bound())
 
-    def _set_log_z_ceiling(self, bound: float | None) -> None:
-        """Give log Z(beta) its asymptotic slope: the task's max log-reward, else the best seen so far."""
+    def _set_log_z_ceiling(self, best: float | None) -> None:
+        """Raise m of log Z(beta) to ``best``, a log-reward some object attains (the task's maximum in online
+        training, the dataset's offline, else the best seen so far)."""
         set_ceiling = getattr(self.model.log_z, "set_ceiling", None)
-        if set_ceiling is not None and bound is not None and bound > float(self.model.log_z.ceiling):
-            set_ceiling(bound)
+        if set_ceiling is not None and best is not None and best > float(self.model.log_z.ceiling):
+            set_ceiling(best)
 
     def _update(self, traj: Trajectories, log_reward: torch.Tensor) -> float:
         scored = score(self.model, traj, traj.beta.double() * log_reward, need_flow=self.cfg.objective != "tb")
@@ -148,10 +149,10 @@ class Trainer(BaseTrainer):
             traj = forward_rollout(self.model, beta, cfg.eps, self.generator)
             raw, index = self.evaluate_samples(traj.objects)
             log_reward = self.task.shaping.log_reward(raw)
-            on_policy = self._update(traj, log_reward)
-            self.buffer.add(traj.objects, log_reward, index)
             if self.task.log_reward_bound() is None:
                 self._set_log_z_ceiling(float(log_reward.max()))
+            on_policy = self._update(traj, log_reward)
+            self.buffer.add(traj.objects, log_reward, index)
             replay = None
             if cfg.replay_batch > 0:
                 x, logr = self.buffer.sample(cfg.replay_batch, cfg.replay_top_fraction, self.generator)
