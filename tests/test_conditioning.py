@@ -1,5 +1,6 @@
 """The beta networks: g(beta) positive and a power law outside the training range; log Z(beta) exact at
-beta = 0, convex, with slope bounded by the log-reward ceiling; thermometer clamped."""
+beta = 0, convex, with slope bounded by the log-reward ceiling and at least beta * ceiling (the top object);
+thermometer clamped."""
 
 from __future__ import annotations
 
@@ -58,7 +59,44 @@ def test_log_z_is_exact_at_zero_convex_and_slope_bounded():
             slope = torch.diff(values) / torch.diff(beta)
             assert (torch.diff(slope) >= -1e-9).all()  # convex
             assert (slope <= 2.3 + 1e-9).all()  # never steeper than the ceiling
+            big = torch.tensor([1e2, 1e3, 1e4], dtype=torch.float64)
+            assert (z(big) >= 2.3 * big - 1e-9).all()  # the object that attains the ceiling is counted
             assert torch.isfinite(z(torch.tensor([1e4], dtype=torch.float64))).all()
+
+
+def test_log_z_without_a_ceiling_is_the_gap_mixture():
+    z = LogZ(math.log(10.0)).double()
+    with torch.no_grad():
+        assert torch.allclose(z(torch.tensor([0.0, 1.0], dtype=torch.float64)),
+                              torch.tensor([math.log(10.0), math.log(10.0) + math.log(torch.exp(
+                                  -torch.logspace(-2, 1.5, 16, dtype=torch.float64)).mean().item())],
+                                           dtype=torch.float64))
+    z.set_ceiling(-3.0)  # a negative maximum is a valid ceiling
+    assert float(z.ceiling) == -3.0
+
+
+def test_log_z_fitted_on_a_narrow_range_extrapolates_with_a_unique_maximum():
+    """QM9str's shape: one object at the top, the next 1 nat below, the rest spread down to 20 nats below.
+    Fitted on the exact log Z over beta in [1, 3], log Z must stay right at beta 10 to 100 (the gap mixture
+    alone cannot tell the single top object from many objects ~1 nat below it, and drifts tens of nats low)."""
+    gen = torch.Generator().manual_seed(0)
+    n = 20_000
+    log_r = torch.cat([torch.zeros(1), -1.0 - 19.0 * torch.rand(n - 1, generator=gen) ** 2]).double() + 4.6
+    z = LogZ(math.log(n)).double()
+    z.set_ceiling(float(log_r.max()))
+    train = torch.linspace(1.0, 3.0, 21, dtype=torch.float64)
+    target = torch.logsumexp(train[:, None] * log_r, 1)
+    opt = torch.optim.Adam(z.parameters(), lr=0.05)
+    for _ in range(1500):
+        opt.zero_grad()
+        value = ((z(train) - target) ** 2).mean()
+        value.backward()
+        opt.step()
+    assert value.item() < 1e-4
+    far = torch.tensor([10.0, 30.0, 100.0], dtype=torch.float64)
+    with torch.no_grad():
+        error = (z(far) - torch.logsumexp(far[:, None] * log_r, 1)).abs()
+    assert error[0] < 0.5 and error[1:].max() < 0.01  # without the top object: 0.8, 13 and 54 nats low
 
 
 def test_thermometer_is_clamped():

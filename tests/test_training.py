@@ -16,6 +16,7 @@ Asserted: TV < 0.17 (tb), < 0.22 (db, subtb), < 0.35 (hypergrid), and always < 0
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -136,3 +137,14 @@ def test_local_search_needs_a_batch_the_iterations_divide(tiny_task):
                     ls_iterations=3)
     with pytest.raises(Exception, match="not a multiple of 4"):
         GFlowNetTrainer(cfg, tiny_task)
+
+
+def test_offline_log_z_ceiling_is_the_datas_best(tiny_task) -> None:
+    """Offline, m of log Z(beta) is the best log-reward in the data (here negative), not the hidden table's
+    maximum: log Z(beta) >= beta * m, so a maximum the data never shows would force P(data) ~ exp(-beta * gap)."""
+    cfg = dataclasses.replace(make_trainer(tiny_task, "prepend-append", steps=1).cfg, offline=True)
+    trainer = GFlowNetTrainer(cfg, task=tiny_task)
+    assert trainer.offline_logr is not None
+    best = float(trainer.offline_logr.max())
+    assert best < 0 < float(tiny_task.log_reward_bound())
+    assert float(trainer.model.log_z.ceiling) == pytest.approx(best)

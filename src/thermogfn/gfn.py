@@ -43,21 +43,22 @@ class GFlowNetTrainer(BaseTrainer):
             {"params": list(self.model.log_z.parameters()), "lr": self.cfg.lr_logz},
         ], fused=True)  # one fused kernel instead of a Python loop over parameters (~7% of a round)
         self.buffer = ReplayBuffer(self.task.length)
-        self._set_log_z_ceiling(self.task.log_reward_bound())
         self.offline_x: torch.Tensor | None = None
         self.offline_logr: torch.Tensor | None = None
         if self.cfg.offline:
             x, raw = (read_offline_data(self.cfg.offline_data, self.task) if self.cfg.offline_data
                       else bottom_half(self.task))
             self.offline_x, self.offline_logr = x, self.task.shaping.log_reward(raw)
-            if self.task.log_reward_bound() is None:
-                self._set_log_z_ceiling(float(self.offline_logr.max()))
+            self._set_log_z_ceiling(float(self.offline_logr.max()))  # the data's best, not the hidden task's
+        else:
+            self._set_log_z_ceiling(self.task.log_reward_bound())
 
-    def _set_log_z_ceiling(self, bound: float | None) -> None:
-        """Give log Z(beta) its asymptotic slope: the task's max log-reward, else the best seen so far."""
+    def _set_log_z_ceiling(self, best: float | None) -> None:
+        """Raise m of log Z(beta) to ``best``, a log-reward some object attains (the task's maximum in online
+        training, the dataset's offline, else the best seen so far)."""
         set_ceiling = getattr(self.model.log_z, "set_ceiling", None)
-        if set_ceiling is not None and bound is not None and bound > float(self.model.log_z.ceiling):
-            set_ceiling(bound)
+        if set_ceiling is not None and best is not None and best > float(self.model.log_z.ceiling):
+            set_ceiling(best)
 
     def _update(self, traj: Trajectories, log_reward: torch.Tensor) -> float:
         scored = score(self.model, traj, traj.beta.double() * log_reward, need_flow=self.cfg.objective != "tb")
@@ -86,17 +87,17 @@ class GFlowNetTrainer(BaseTrainer):
             seen = [(traj.objects, raw, index)]
             if cfg.local_search:
                 traj, raw = self._local_search(traj, raw, seen)
-            on_policy = self._update(traj, self.task.shaping.log_reward(raw))
-            objects, raw, index = (torch.cat(parts) for parts in zip(*seen, strict=True))
-            log_reward = self.task.shaping.log_reward(raw)
-            self.buffer.add(objects, log_reward, index)
+            objects, raw_seen, index = (torch.cat(parts) for parts in zip(*seen, strict=True))
+            log_reward = self.task.shaping.log_reward(raw_seen)
             if self.task.log_reward_bound() is None:
                 self._set_log_z_ceiling(float(log_reward.max()))
+            on_policy = self._update(traj, self.task.shaping.log_reward(raw))
+            self.buffer.add(objects, log_reward, index)
             replay = None
             if cfg.replay_batch > 0:
                 x, logr = self.buffer.sample(cfg.replay_batch, cfg.replay_top_fraction, self.generator)
                 replay = self._replay(x, logr)
-            stats = RoundStats(on_policy, replay, float(raw.mean()))  # over every object evaluated this round
+            stats = RoundStats(on_policy, replay, float(raw_seen.mean()))  # over every object evaluated this round
         self.step += 1
         return stats
 

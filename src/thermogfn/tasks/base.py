@@ -135,7 +135,8 @@ class Task(ABC):
         return None
 
     def log_reward_bound(self) -> float | None:
-        """An upper bound of log R over the space (the table's maximum by default), or None if unknown."""
+        """The maximum of log R over the space, attained by some object (the table's by default), or None if
+        unknown. It is log Z(beta)'s m (:class:`thermogfn.conditioning.LogZ`): log Z(beta) >= beta * m."""
         table = self.table()
         if table is None:
             return None
