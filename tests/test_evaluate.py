@@ -41,14 +41,14 @@ def empirical_tv(task, x: torch.Tensor, beta: float) -> float:
 def test_corrected_samples_follow_the_target_where_the_model_does_not(trainer):
     task, beta, n = trainer.task, 4.0, 6000
     raw_tv = exact_metrics(trainer.model, task, beta)["tv"]
-    x, raw, report = draw_corrected(trainer, beta, n, seed=1, burn_in=20)
+    x, raw, report = draw_corrected(trainer, beta, n, seed=1, burn_in=80)
     exact_x = task.objects_from_index(torch.multinomial(target_distribution(task, beta)[0], n, replacement=True,
                                                         generator=torch.Generator().manual_seed(2)))
     floor = empirical_tv(task, exact_x, beta)
     assert raw_tv > floor + 0.1  # the model alone is visibly wrong here
     assert empirical_tv(task, x, beta) < floor + 0.03
     assert torch.equal(raw, task.raw_reward(x))
-    assert report.reward_calls == n * (20 + 1) and 0 < report.acceptance < 1 and report.chains == n
+    assert report.reward_calls == n * (80 + 1) and 0 < report.acceptance < 1 and report.chains == n
 
 
 def test_uncorrected_samples_show_the_model_error(trainer):

@@ -73,7 +73,9 @@ def cli() -> None:
               help="gfn (a GFlowNet), or a baseline")
 @click.option("--method-param", "method_params", multiple=True, metavar="KEY=VALUE",
               help="A baseline's hyper-parameter, e.g. --method-param mutations=2 (repeatable)")
-@click.option("--conditioning", type=click.Choice(CONDITIONINGS), default="logit", show_default=True)
+@click.option("--conditioning", type=click.Choice(CONDITIONINGS), default=None,
+              help="Default: the task's: logit (the paper's method) on the paper's tasks, logit+layer on hypergrid and "
+                   "custom rewards (chosen by exact TV: benchmarks/results/faithful_default.md)")
 @click.option("--mdp", type=click.Choice(MDP_KINDS), default=None,
               help="Default: prepend-append for sequences, hypergrid for the hypergrid")
 @click.option("--objective", type=click.Choice(OBJECTIVES), default="tb", show_default=True)

@@ -39,7 +39,7 @@ IDENTITY_EXCLUDES = ("steps", "data_dir", "log_every", "checkpoint_every", "max_
 class ModelConfig:
     """Architecture of the model (part of the run config)."""
 
-    conditioning: str = "logit"
+    conditioning: str | None = None  # default: the task's (logit on the paper's tasks, logit+layer elsewhere)
     hidden: int | None = None  # default: the task's
     layers: int = 2  # hidden layers of the trunk before its last (feature) layer
     learn_pb: bool = False
@@ -163,7 +163,8 @@ def build_params(cls: type[T], values: dict[str, Any], method: str) -> T:
 def resolve(cfg: RunConfig, task: Task) -> RunConfig:
     """Fill ``None`` fields with the task's defaults and check the combination; returns a new config."""
     d = task.defaults
-    model = dataclasses.replace(cfg.model, hidden=cfg.model.hidden if cfg.model.hidden is not None else d.hidden)
+    model = dataclasses.replace(cfg.model, hidden=cfg.model.hidden if cfg.model.hidden is not None else d.hidden,
+                                conditioning=cfg.model.conditioning or d.conditioning)
     data_path = getattr(task, "data_path", None)
     grid = ({key: getattr(task, key) for key in HYPERGRID_DEFAULTS} if task.name == "hypergrid"
             else dict.fromkeys(HYPERGRID_DEFAULTS))

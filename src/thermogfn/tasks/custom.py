@@ -112,7 +112,8 @@ class CustomTask(Task):
         self.length = length
         self.reward_min = reward_min
         self.shaping = Shaping(float(exponent), reward_min, 0.0)
-        self.defaults = TaskDefaults(hidden=128, eps=0.05, rounds=1000, lr=3e-3)  # benchmarks/tune_defaults.py
+        # benchmarks/tune_defaults.py; conditioning: benchmarks/faithful_default.py
+        self.defaults = TaskDefaults(hidden=128, eps=0.05, rounds=1000, lr=3e-3, conditioning="logit+layer")
         self._table: torch.Tensor | None = None
 
     def score_strings(self, strings: list[str]) -> torch.Tensor:

@@ -38,7 +38,8 @@ class HypergridTask(Task):
         self.length = self.ndim
         self.r0, self.r1, self.r2 = float(r0), float(r1), float(r2)
         self.shaping = Shaping()
-        self.defaults = TaskDefaults(hidden=64, eps=0.0, rounds=1000, lr=3e-3)  # benchmarks/tune_defaults.py
+        # benchmarks/tune_defaults.py; conditioning: benchmarks/faithful_default.py
+        self.defaults = TaskDefaults(hidden=64, eps=0.0, rounds=1000, lr=3e-3, conditioning="logit+layer")
         self._table: torch.Tensor | None = None
         self._modes: torch.Tensor | None = None
 
