@@ -48,7 +48,7 @@ BENCH_METHODS: tuple[str, ...] = (CONDITIONINGS + tuple(c + LOCAL_SEARCH_SUFFIX 
                                   + BASELINES)
 # what ``-ls`` adds to a GFlowNet run, chosen on held-out seeds (benchmarks/ls_tuning.py,
 # benchmarks/results/ls_tuning_tfbind8.jsonl); ``lr`` applies where the bench is not given --lr
-LOCAL_SEARCH_DEFAULTS = {"local_search": 2, "ls_iterations": 7, "ls_accept": "greedy"}
+LOCAL_SEARCH_DEFAULTS = {"local_search": 4, "ls_iterations": 7, "ls_accept": "greedy"}
 LOCAL_SEARCH_LR = 1e-3
 
 
