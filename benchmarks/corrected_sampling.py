@@ -2,9 +2,10 @@
 Metropolis-Hastings-corrected samples, against the TV of as many exact samples of R^beta / Z (the noise floor).
 
 Usage: ``python benchmarks/corrected_sampling.py --run RUNDIR [--n 20000] [--betas 1,3,10,30,100] --out PREFIX``
-(RUNDIR: a trained GFlowNet run, e.g. a bench's ``runs/logit-s0``). Per beta and chain setting it reports the raw
-model's exact TV, the empirical TV of ``n`` uncorrected samples, of ``n`` corrected samples (``evaluate.draw_corrected``:
-one chain per sample, independent proposals, ``burn_in`` steps), and of ``n`` exact samples; the acceptance rate,
+(RUNDIR: a trained GFlowNet run, e.g. a bench's ``runs/logit-s0``). Per beta and chain setting it reports the
+raw model's exact TV, the empirical TV of ``n`` uncorrected samples, of ``n`` corrected samples
+(``evaluate.draw_corrected``: one chain per sample, independent proposals, ``burn_in`` steps), and of ``n`` exact
+samples; the acceptance rate,
 autocorrelation time, reward calls and wall time. Writes ``PREFIX.json`` and ``PREFIX.md``.
 """
 
