@@ -22,6 +22,8 @@ _EXPORTS = {
     "RunConfig": "thermogfn.config", "ModelConfig": "thermogfn.config",
     "ThermoGFNError": "thermogfn.errors",
     "draw_samples": "thermogfn.evaluate", "evaluate": "thermogfn.evaluate", "load_run": "thermogfn.evaluate",
+    "draw_corrected": "thermogfn.evaluate", "estimate": "thermogfn.evaluate",
+    "beta_for_mean_reward": "thermogfn.evaluate",
     "exact_metrics": "thermogfn.exact", "target_distribution": "thermogfn.exact",
     "terminal_distribution": "thermogfn.exact",
     "GFlowNetModel": "thermogfn.policy",
