@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 from cli_helpers import run_cli
 
 TINY = ["--task", "hypergrid", "--seeds", "2", "--hidden", "16", "--batch-size", "4"]
@@ -48,3 +49,16 @@ def test_unknown_method_is_one_line(tmp_path: Path, monkeypatch, capsys):
     code, _, err = run_cli("bench", "mode-seeking", *TINY, "--methods", "logit,nope",
                            "--out", str(tmp_path))
     assert code == 2 and err.startswith("error: unknown method 'nope'") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["mode-seeking", "--checkpoints", "a"], "not a comma-separated list"),
+    (["mode-seeking", "--rounds", "0"], "--rounds must be at least 1"),
+    (["mode-seeking", "--jobs", "0"], "--jobs must be at least 1"),
+    (["mode-seeking", "--methods", "logit,LOGIT"], "more than once"),
+    (["offline", "--methods", "logit,ppo"], "needs them"),
+])
+def test_bench_bad_input_before_any_training(tmp_path, args, message):
+    out = tmp_path / "b"
+    code, _, err = run_cli("bench", *args, "--task", "hypergrid", "--seeds", "1", "--out", str(out))
+    assert code == 2 and message in err and not (out / "runs").exists()

@@ -115,9 +115,11 @@ def test_sample_with_other_kernels(run_dir, kernel):
 
 
 def test_sample_at_a_target_mean_reward(run_dir):
-    code, stdout, err = run_cli("sample", str(run_dir), "--target-mean-reward", "0.5", "-n", "10")
+    code, stdout, err = run_cli("sample", str(run_dir), "--target-mean-reward", "0.4", "-n", "10")
     assert code == 0, err
-    assert err.startswith("beta ") and "estimated mean reward 0.5" in err and len(stdout.splitlines()) == 11
+    assert err.startswith("beta ") and "add --correct mh" in err
+    assert abs(float(err.split("estimated mean reward ")[1].split()[0]) - 0.4) < 1e-3
+    assert len(stdout.splitlines()) == 11
 
 
 @pytest.mark.parametrize("args,message", [
@@ -146,3 +148,29 @@ def test_eval_shows_estimates_beside_the_learned_log_z(run_dir):
     row = json.loads(stdout)["betas"]["2"]
     assert row["log_z_model"] == pytest.approx(row["log_z"]) and row["is_ess"] > 1
     assert abs(row["log_z_is"] - row["log_z_target"]) < abs(row["log_z_model"] - row["log_z_target"]) + 0.5
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--beta", "2", "--correct", "mh", "--back-steps", "2"], "--back-steps applies to the back-and-forth"),
+    (["--beta", "2", "--correct", "mh", "-n", "5", "--chains", "10"], "more than the 5 samples"),
+    (["--beta", "2", "--correct", "MH", "--kernel", "INDEPENDENT", "-n", "5"], None),
+])
+def test_sample_chain_options(run_dir, args, message):
+    code, _, err = run_cli("sample", str(run_dir), *args)
+    assert (code == 0) if message is None else (code == 2 and message in err and len(err.strip().splitlines()) == 1)
+
+
+def test_sidecar_of_an_earlier_corrected_draw_is_removed(run_dir, tmp_path):
+    out = tmp_path / "s.csv"
+    assert run_cli("sample", str(run_dir), "--beta", "2", "-n", "5", "--correct", "mh", "--out", str(out))[0] == 0
+    report = json.loads((tmp_path / "s.csv.json").read_text())
+    assert report["run"] == str(run_dir) and report["step"] == 20 and report["seed"] == 0
+    assert run_cli("sample", str(run_dir), "--beta", "2", "-n", "5", "--out", str(out))[0] == 0
+    assert not (tmp_path / "s.csv.json").exists()
+    code, _, err = run_cli("sample", str(run_dir), "--beta", "2", "--out", str(tmp_path))
+    assert code == 2 and "is a folder" in err
+
+
+def test_eval_with_nothing_to_evaluate(run_dir):
+    code, _, err = run_cli("eval", str(run_dir), "--no-exact", "--samples", "0")
+    assert code == 2 and "nothing to evaluate" in err

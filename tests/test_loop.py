@@ -30,7 +30,7 @@ def tiny_cfg(steps: int = 10) -> RunConfig:
 def test_unknown_method_is_one_line_and_leaves_no_directory(tmp_path, method):
     out = tmp_path / "x"
     code, _, err = run_cli("train", *TINY, "--method", method, "--steps", "3", "--out", str(out))
-    assert code == 2 and "Traceback" not in err and "ppo" in err and err.strip().splitlines()[-1].startswith("Error:")
+    assert code == 2 and "Traceback" not in err and "ppo" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
 
 
@@ -178,3 +178,43 @@ def test_top100_over_fewer_distinct_samples_says_how_many():
     summary = sample_summary(x, raw, None, None)
     assert summary["top100_n"] == 2 and summary["top100_reward"] == pytest.approx(1.5)
     assert summary["mean_reward"] == pytest.approx(1.75)
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--ls-iterations", "3"], "add --local-search"),
+    (["--method", "sa", "--local-search", "2"], "baseline has none"),
+    (["--method-param", "mutations=2"], "takes none"),
+    (["--offline", "--local-search", "2"], "makes none"),
+])
+def test_options_that_do_not_apply_are_refused(tmp_path, extra, message):
+    out = tmp_path / "run"
+    code, _, err = run_cli("train", *TINY, "--steps", "2", *extra, "--out", str(out))
+    assert code == 2 and message in err and not out.exists()
+
+
+def test_resume_refuses_other_options_and_too_few_steps(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("train", *TINY, "--steps", "10", "--out", str(out))[0] == 0
+    code, _, err = run_cli("train", "--resume", str(out), "--height", "6", "--task", "tfbind8")
+    assert code == 2 and "drop --height, --task" in err
+    code, _, err = run_cli("train", "--resume", str(out), "--steps", "5", "--no-progress")
+    assert code == 2 and "already at round 10" in err
+
+
+def test_a_custom_reward_run_loads_from_another_folder(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "gc.py").write_text("def reward(seqs):\n    return [1.0 + s.count('G') for s in seqs]\n")
+    monkeypatch.chdir(tmp_path / "a")
+    assert run_cli("train", "--task", "gc.py:reward", "--alphabet", "ACGT", "--length", "3", "--steps", "2",
+                   "--no-progress", "--out", "run")[0] == 0
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli("eval", "a/run", "--betas", "1", "--samples", "10")
+    assert code == 0, err
+
+
+def test_one_line_usage_errors_and_any_letter_case(tmp_path):
+    code, _, err = run_cli("train", *TINY, "--kernel", "x", "--out", str(tmp_path / "r"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error:")
+    code, _, err = run_cli("train", *TINY, "--conditioning", "LOGIT", "--steps", "2", "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["model"]["conditioning"] == "logit"

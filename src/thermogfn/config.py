@@ -8,6 +8,7 @@ import json
 import math
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from thermogfn.errors import ThermoGFNError
@@ -166,6 +167,9 @@ def resolve(cfg: RunConfig, task: Task) -> RunConfig:
     model = dataclasses.replace(cfg.model, hidden=cfg.model.hidden if cfg.model.hidden is not None else d.hidden,
                                 conditioning=cfg.model.conditioning or d.conditioning)
     data_path = getattr(task, "data_path", None)
+    spec, sep, function = cfg.task.rpartition(":")
+    if sep and spec.endswith(".py"):  # a reward file: remember where it is, so the run loads from any folder
+        cfg = dataclasses.replace(cfg, task=f"{Path(spec).expanduser().resolve()}:{function}")
     grid = ({key: getattr(task, key) for key in HYPERGRID_DEFAULTS} if task.name == "hypergrid"
             else dict.fromkeys(HYPERGRID_DEFAULTS))
     out = dataclasses.replace(
@@ -181,6 +185,17 @@ def resolve(cfg: RunConfig, task: Task) -> RunConfig:
     _check_choice("beta input", model.beta_input, BETA_INPUTS)
     _check_choice("layer encoding", model.layer_encoding, LAYER_ENCODINGS)
     _check_choice("local-search acceptance", out.ls_accept, LS_ACCEPTS)
+    if task.name != "hypergrid" and (cfg.ndim is not None or cfg.height is not None):
+        raise ThermoGFNError(f"--ndim/--height apply to the hypergrid, not to task {task.name}")
+    if out.method == "gfn" and out.method_params:
+        raise ThermoGFNError("--method-param sets a baseline's hyper-parameters; the GFlowNet (--method gfn) takes "
+                             "none (use its own options, e.g. --lr)")
+    if out.local_search and out.offline:
+        raise ThermoGFNError("--local-search spends reward calls; offline training (--offline) makes none")
+    if out.local_search and out.method != "gfn":
+        raise ThermoGFNError(f"--local-search trains GFlowNets; the {out.method} baseline has none")
+    if not out.local_search and (out.ls_iterations != 7 or out.ls_accept != "greedy"):
+        raise ThermoGFNError("--ls-iterations and --ls-accept apply with local search: add --local-search K")
     for prior in (out.train_prior, out.explore_prior):
         if model.conditioning == "none" and prior.kind != "constant":
             raise ThermoGFNError(f"conditioning 'none' trains a plain GFlowNet at one fixed beta; "

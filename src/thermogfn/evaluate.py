@@ -79,6 +79,9 @@ class ChainReport:
     burn_in: int
     steps_per_sample: int
     chains: int
+    back_steps: int | None
+    marginal: bool
+    seed: int
     acceptance: float
     ess: float
     autocorr_time: float
@@ -89,10 +92,15 @@ class ChainReport:
         return asdict(self)
 
     def warning(self) -> str | None:
-        """A one-line caution when the chains are unlikely to have mixed, else None."""
+        """A one-line caution when the chains are unlikely to have reached R^beta / Z, else None."""
+        if self.acceptance < 0.02:
+            return (f"the chains almost never move (acceptance {self.acceptance:.1%}): the model rarely proposes what "
+                    f"R^beta/Z weighs at beta {self.beta:g}, so these samples are not exact; sample nearer the "
+                    "training range, use --kernel mixture with a longer --burn-in, or train at this beta")
         if self.burn_in < 3 * self.autocorr_time:
-            return (f"burn-in {self.burn_in} is short for an autocorrelation time of {self.autocorr_time:.1f} steps "
-                    f"at beta {self.beta:g}; raise --burn-in to at least {math.ceil(5 * self.autocorr_time)}")
+            return (f"the chains may not have mixed: the autocorrelation time of log R ({self.autocorr_time:.1f} "
+                    f"steps) is long for --burn-in {self.burn_in}; raise --burn-in to at least "
+                    f"{math.ceil(5 * self.autocorr_time)}")
         return None
 
 
@@ -105,13 +113,17 @@ def draw_corrected(trainer: GFlowNetTrainer, beta: float, n: int, seed: int = 0,
     Every proposal is a reward call, counted in the report; rewards are cached per object (or read from the table).
     """
     trainer = _gflownet(trainer)
-    settings = {"burn-in": burn_in, "steps per sample": steps_per_sample, "chains": n if chains is None else chains,
-                "-n": n, "back-and-forth steps": 1 if k is None else k}
+    settings = {"--burn-in": burn_in, "--steps-per-sample": steps_per_sample,
+                "--chains": n if chains is None else chains, "-n": n, "--back-steps": 1 if k is None else k}
     for name, value in settings.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ThermoGFNError(f"{name} must be a positive integer, got {value!r}")
     if kernel not in KERNELS:
         raise ThermoGFNError(f"unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
+    if k is not None and kernel == "independent":
+        raise ThermoGFNError("--back-steps applies to the back-and-forth and mixture kernels, not to independent")
+    if chains is not None and chains > n:
+        raise ThermoGFNError(f"--chains {chains} is more than the {n} samples asked for (-n); use at most -n chains")
     if marginal and (kernel != "independent" or not exact_enumerable(trainer.model.mdp, trainer.task)):
         raise ThermoGFNError("--marginal needs the independent kernel and an enumerable space with a full reward "
                              "table (it uses the model's exact marginal)")
@@ -119,8 +131,8 @@ def draw_corrected(trainer: GFlowNetTrainer, beta: float, n: int, seed: int = 0,
     result = corrected_samples(trainer.model, trainer.task, beta, n, reward_fn=RewardOracle(trainer.task),
                                kernel=kernel, chains=chains, burn_in=burn_in, steps_per_sample=steps_per_sample,
                                k=k, marginal=marginal, generator=torch.Generator().manual_seed(seed))
-    report = ChainReport(beta, n, kernel, burn_in, steps_per_sample, chains or n, result.acceptance, result.ess,
-                         result.autocorr_time, result.reward_calls, round(time.perf_counter() - t0, 3))
+    report = ChainReport(beta, n, kernel, burn_in, steps_per_sample, chains or n, k, marginal, seed, result.acceptance,
+                         result.ess, result.autocorr_time, result.reward_calls, round(time.perf_counter() - t0, 3))
     return result.objects, result.raw_rewards, report
 
 
@@ -136,11 +148,20 @@ class Estimates:
     user_mean: float | None  # E_{R^beta/Z}[f(x)] for a user function f, if given
     ess: float  # (sum w)^2 / sum w^2
 
-    def warning(self, min_ess: float = 30.0) -> str | None:
-        if self.ess < min_ess:
+    def warning(self) -> str | None:
+        """A one-line caution when the estimates are not to be trusted, else None.
+
+        The weights are exact, so the estimates converge whatever the model; with finite samples they miss what the
+        model (almost) never proposes, which no effective sample size shows: an estimated log Z far below the model's
+        own is the sign of it."""
+        if self.ess < max(30.0, 0.01 * self.n):
             return (f"importance sampling at beta {self.beta:g} has an effective sample size of {self.ess:.1f} of "
-                    f"{self.n}: its estimates are not to be trusted; draw more samples, or use corrected sampling "
-                    "(`thermogfn sample --correct mh`) with a longer --burn-in")
+                    f"{self.n}: its estimates are not to be trusted; draw more samples (eval --samples) or sample "
+                    "nearer the training range")
+        if self.log_z < self.log_z_model - 1.0:
+            return (f"at beta {self.beta:g} the importance-sampling log Z ({self.log_z:.4g}) is "
+                    f"{self.log_z_model - self.log_z:.3g} nats below the model's ({self.log_z_model:.4g}): the "
+                    "samples miss part of R^beta/Z that the model rarely proposes; trust neither estimate here")
         return None
 
 
@@ -159,20 +180,26 @@ def estimate(trainer: GFlowNetTrainer, beta: float, n: int = 1000, seed: int = 0
                      float((w * paths.raw_reward).sum()), user, ess_of(log_w))
 
 
-BETA_SEARCH_RANGE = (1e-3, 1e4)
+BETA_SEARCH_GRID = tuple(10 ** (k / 8) for k in range(-16, 25))  # 0.01 to 1000
 
 
 def beta_for_mean_reward(trainer: GFlowNetTrainer, target: float, n: int = 2000, seed: int = 0,
                          tol: float = 1e-3) -> tuple[float, Estimates]:
     """The beta whose expected raw reward under ``R^beta / Z`` is ``target`` (it rises with beta), by bisection
-    in log beta on the importance-sampling estimates (same random numbers at every beta)."""
-    lo, hi = BETA_SEARCH_RANGE
-    at_lo, at_hi = estimate(trainer, lo, n, seed), estimate(trainer, hi, n, seed)
-    if not at_lo.mean_reward <= target <= at_hi.mean_reward:
-        raise ThermoGFNError(f"--target-mean-reward {target:g} is outside what this reward reaches for beta in "
-                             f"[{lo:g}, {hi:g}]: about {at_lo.mean_reward:.4g} to {at_hi.mean_reward:.4g}")
-    best = at_lo
-    a, b = math.log(lo), math.log(hi)
+    in log beta on importance-sampling estimates (same random numbers at every beta), searched only where the
+    estimates can be trusted (:meth:`Estimates.warning`) on a grid from beta 0.01 to 1000."""
+    trusted = [e for e in (estimate(trainer, b, n, seed) for b in BETA_SEARCH_GRID) if e.warning() is None]
+    if not trusted:
+        raise ThermoGFNError("importance sampling with this model is not trustworthy at any beta in [0.01, 1000]; "
+                             "train the model longer before asking for a target reward")
+    pairs = [(a, b) for a, b in zip(trusted, trusted[1:], strict=False) if a.mean_reward <= target <= b.mean_reward]
+    if not pairs:
+        lo, hi = trusted[0], trusted[-1]
+        raise ThermoGFNError(f"--target-mean-reward {target:g} is outside what this reward reaches where the model's "
+                             f"estimates can be trusted: about {lo.mean_reward:.4g} to {hi.mean_reward:.4g} for beta "
+                             f"{lo.beta:.3g} to {hi.beta:.3g}")
+    low, high = pairs[0]
+    a, b, best = math.log(low.beta), math.log(high.beta), low
     while b - a > tol:
         mid = (a + b) / 2
         best = estimate(trainer, math.exp(mid), n, seed)

@@ -3,9 +3,12 @@ checkpoints on a cadence and on SIGINT/SIGTERM, a stop after repeated non-finite
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,20 @@ class StopFlag:
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def torch_threads() -> Iterator[None]:
+    """Train with ``$THERMOGFN_THREADS`` (default 1) intra-op threads, as the benchmarks do: on small CPUs more
+    threads cost more than they give (benchmarks/README.md). The previous setting is restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ.get("THERMOGFN_THREADS", "1")))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def resume_hint(path: Path) -> str:
     return f"`thermogfn train --resume {path}`"
 
@@ -58,7 +75,7 @@ def train(cfg: RunConfig, out: str | Path, *, task: Task | None = None, progress
     if resume and not run.is_run():
         raise ThermoGFNError(f"{run.path} holds no run to resume; start one with `thermogfn train --out {run.path}`")
     trainer = make_trainer(cfg, task)  # checks the config and loads the task before anything is written
-    with run_lock(run.path):
+    with run_lock(run.path), torch_threads():
         if not resume and run.is_run() and not overwrite:
             raise ThermoGFNError(f"{run.path} already holds a run; resume it ({resume_hint(run.path)}), "
                                  "replace it (--overwrite / overwrite=True), or choose another output folder")
@@ -76,6 +93,9 @@ def _run_rounds(trainer: BaseTrainer, run: RunDir, resume: bool, progress: bool)
         state = run.load_latest_checkpoint()
         if state is not None:
             trainer.load_state_dict(state)
+        if trainer.step > trainer.cfg.steps:
+            raise ThermoGFNError(f"{run.path} is already at round {trainer.step}; --steps {trainer.cfg.steps} would "
+                                 f"train nothing: ask for more rounds than {trainer.step}")
         run.rewrite_metrics([r for r in run.read_metrics() if r["step"] <= trainer.step])
         run.write_config(trainer.cfg)
     steps = trainer.cfg.steps

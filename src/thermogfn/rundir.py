@@ -39,6 +39,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(dir_fd)  # make the rename itself durable
         finally:
             os.close(dir_fd)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None  # name the file, not the temporary one
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -8,7 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from thermogfn.config import RunConfig
+from thermogfn.config import CONDITIONINGS, RunConfig
 from thermogfn.errors import ThermoGFNError
 from thermogfn.methods import bench_config
 from thermogfn.rundir import RunDir
@@ -24,12 +24,20 @@ class RunSpec:
     path: Path
 
 
-def parse_methods(text: str) -> list[str]:
-    methods = [m.strip() for m in text.split(",") if m.strip()]
+def parse_methods(text: str, offline: bool = False) -> list[str]:
+    """The benchmark's methods from ``--methods`` (any letter case), checked; ``offline`` admits only the
+    GFlowNet conditioning modes (the other methods need reward calls)."""
+    methods = [m.strip().lower() for m in text.split(",") if m.strip()]
     if not methods:
         raise ThermoGFNError("--methods is empty; e.g. --methods logit,layer,logit+layer,none")
+    repeated = sorted({m for m in methods if methods.count(m) > 1})
+    if repeated:
+        raise ThermoGFNError(f"--methods lists {', '.join(repeated)} more than once; use --seeds for repeats")
     for m in methods:
         bench_config(m, RunConfig())
+        if offline and m not in CONDITIONINGS:
+            raise ThermoGFNError(f"the offline protocol trains from data without reward calls; {m!r} needs them: "
+                                 f"choose from {', '.join(CONDITIONINGS)}")
     return methods
 
 
