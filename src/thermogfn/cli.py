@@ -65,9 +65,11 @@ def cli() -> None:
     """Temperature-conditional GFlowNets with learned logit scaling (Logit-GFN)."""
 
 
-@cli.command()
+@cli.command(short_help="Train a GFlowNet or a baseline into a run directory.")
 @click.option("--task", default="tfbind8", show_default=True, help=TASK_HELP)
-@click.option("--data-dir", default=None, help="Task data folder (default: $THERMOGFN_DATA_DIR, ../shared/data)")
+@click.option("--data-dir", default=None,
+              help="Task data folder (default: $THERMOGFN_DATA_DIR, else ../shared/data, else the per-user data folder;"
+                   " `thermogfn data list` shows where each task looks)")
 @click.option("--alphabet", default=None, help="Custom tasks: the sequence alphabet, e.g. ACGT")
 @click.option("--length", type=int, default=None, help="Custom tasks: the sequence length")
 @click.option("--reward-min", type=float, default=None, help="Custom tasks: floor raw rewards at this value")
@@ -171,7 +173,7 @@ def _parse_method_params(items: tuple[str, ...]) -> dict:
     return params
 
 
-@cli.command()
+@cli.command(short_help="Sample designs at a beta (exact with --correct mh).")
 @click.argument("rundir", type=click.Path())
 @click.option("--beta", type=float, default=None, help="Inverse temperature to sample at")
 @click.option("--target-mean-reward", type=float, default=None, metavar="R",
@@ -195,7 +197,8 @@ def _parse_method_params(items: tuple[str, ...]) -> dict:
 def sample(rundir: str, beta: float | None, target_mean_reward: float | None, n: int, seed: int, correct: str,
            kernel: str, burn_in: int, chains: int | None, steps_per_sample: int, back_steps: int | None,
            marginal: bool, out_file: str | None) -> None:
-    """Sample sequences from a trained run at BETA (corrected to R^beta/Z with --correct mh); writes
+    """Sample sequences from a trained run at --beta B, or at the beta whose expected reward is
+    --target-mean-reward R (give exactly one); --correct mh makes them exact samples of R^beta/Z. Writes
     sequence,reward rows."""
     if (beta is None) == (target_mean_reward is None):
         raise ThermoGFNError("give exactly one of --beta B and --target-mean-reward R")
@@ -259,7 +262,7 @@ def sample(rundir: str, beta: float | None, target_mean_reward: float | None, n:
             click.echo(f"warning: {report.warning()}", err=True)
 
 
-@cli.command(name="eval")
+@cli.command(name="eval", short_help="Exact and sample metrics of a run at chosen betas.")
 @click.argument("rundir", type=click.Path())
 @click.option("--betas", default="1,2,3", show_default=True, help="Comma-separated inverse temperatures")
 @click.option("--exact/--no-exact", default=None, help="Exact metrics by dynamic programming (default: when possible)")
@@ -293,7 +296,7 @@ def eval_(rundir: str, betas: str, exact: bool | None, samples: int, seed: int, 
         click.echo(f"| {beta} | " + " | ".join(cells) + " |")
 
 
-@cli.group()
+@cli.group(short_help="The paper's protocols over methods and seeds.")
 def bench() -> None:
     """The paper's protocols over several methods and seeds, with tables and plots."""
 
@@ -302,7 +305,7 @@ def _bench_options(default_rounds: int | None, default_prior: str):
     def wrap(f):
         for opt in reversed([
             click.option("--task", default="tfbind8", show_default=True, help=TASK_HELP),
-            click.option("--data-dir", default=None),
+            click.option("--data-dir", default=None, help="Task data folder (as for train)"),
             click.option("--methods", default="logit,layer,logit+layer,none", show_default=True,
                          help=f"Comma-separated, from: {', '.join(BENCH_METHODS)}"),
             click.option("--seeds", type=int, default=3, show_default=True),
@@ -310,7 +313,9 @@ def _bench_options(default_rounds: int | None, default_prior: str):
                          help="Training rounds per run (default: the task's)" if default_rounds is None else None,
                          show_default=default_rounds is not None),
             click.option("--beta-train", default=default_prior, show_default=True, help=PRIOR_FORMS),
-            click.option("--lr", type=float, default=None), click.option("--hidden", type=int, default=None),
+            click.option("--lr", type=float, default=None,
+                         help="Policy learning rate of every GFlowNet (default: the task's; -ls methods 1e-3)"),
+            click.option("--hidden", type=int, default=None, help="Hidden width (default: the task's)"),
             click.option("--batch-size", type=int, default=32, show_default=True),
             click.option("--jobs", type=int, default=1, show_default=True, help="Runs trained in parallel"),
             click.option("--out", required=True, type=click.Path(file_okay=False)),
@@ -373,7 +378,7 @@ def bench_offline(**kw) -> None:
     click.echo(result["table"])
 
 
-@cli.group()
+@cli.group(short_help="Fetch task data, or list where each task finds it.")
 def data() -> None:
     """Task data: fetch it, or list what each task finds."""
 
@@ -424,7 +429,7 @@ def _fmt(v: object) -> str:
 def main() -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(standalone_mode=False, prog_name="thermogfn")
     except Interrupted as exc:
         click.echo(f"{exc}", err=True)
         sys.exit(130)

@@ -234,6 +234,8 @@ def _check_numbers(cfg: RunConfig) -> None:
         if not ok:
             raise ThermoGFNError(f"{flag} must be {rule}, got {value}")
     if cfg.local_search and cfg.batch_size % (cfg.ls_iterations + 1):
-        raise ThermoGFNError(f"with local search a round spends --batch-size reward calls on batch_size / "
-                             f"(ls_iterations + 1) fresh objects and their refinements: --batch-size "
-                             f"{cfg.batch_size} is not a multiple of {cfg.ls_iterations + 1}")
+        fits = [i for i in range(1, cfg.batch_size) if cfg.batch_size % (i + 1) == 0]
+        raise ThermoGFNError(f"with local search a round spends --batch-size reward calls on --batch-size / "
+                             f"(--ls-iterations + 1) fresh objects and their refinements: --batch-size "
+                             f"{cfg.batch_size} is not a multiple of {cfg.ls_iterations + 1}; --ls-iterations "
+                             f"{', '.join(map(str, fits)) or '(none: use a larger --batch-size)'} fit")

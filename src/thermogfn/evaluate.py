@@ -49,7 +49,7 @@ def _gflownet(trainer: BaseTrainer) -> GFlowNetTrainer:
     if not method(trainer.cfg.method).conditional_sampler:
         raise ThermoGFNError(f"this run trained the {trainer.cfg.method!r} baseline, which has no temperature-"
                              "conditional sampler; sample and eval apply to GFlowNet runs (its training samples "
-                             "are in the bench reports)")
+                             "and metrics are in its run directory)")
     assert isinstance(trainer, GFlowNetTrainer)
     return trainer
 

@@ -45,7 +45,8 @@ def make_task(name_or_spec: str, *, data_dir: str | None = None, alphabet: str |
         return CustomTask(fn, alphabet, int(length), name=name, reward_min=reward_min, **opts)
     key = spec.lower()
     if key not in TASKS:
-        raise ThermoGFNError(f"unknown task {spec!r}; known tasks: {', '.join(TASKS)}, "
+        hint = f" (a reward file needs its function: {spec}:reward)" if key.endswith(".py") else ""
+        raise ThermoGFNError(f"unknown task {spec!r}{hint}; known tasks: {', '.join(TASKS)}, "
                              "or a custom reward path/to/file.py:function")
     if alphabet is not None or length is not None or reward_min is not None:
         raise ThermoGFNError(f"--alphabet/--length/--reward-min apply only to custom rewards, "
