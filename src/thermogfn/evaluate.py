@@ -215,7 +215,8 @@ def evaluate(loaded: LoadedRun, betas: list[float], exact: bool | None = None, s
     can_exact = exact_enumerable(mdp, task)
     if exact and not can_exact:
         raise ThermoGFNError(f"exact evaluation needs an enumerable space with a full reward table; task "
-                             f"{task.name} has {task.n_objects:.3g} objects. Drop --exact (sample metrics still run)")
+                             f"{task.name} has {task.vocab_size}**{task.length} objects. Drop --exact (sample metrics "
+                             "still run)")
     do_exact = can_exact if exact is None else exact
     counter = task.mode_counter()
     out: dict[str, Any] = {"task": task.name, "step": trainer.step, "reward_calls": trainer.oracle.calls,

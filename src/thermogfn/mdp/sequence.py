@@ -68,7 +68,7 @@ class _SequenceMDP(MDP):
 
     def state_index(self, states: torch.Tensor) -> torch.Tensor:
         if self._offsets is None:
-            raise ValueError(f"{self._n_states:.3g} states are too many for int64 state indices")
+            raise ValueError(f"{self.K}-letter sequences of length {self.L} have too many states for int64 indices")
         lengths = self.lengths(states)
         # base-K value of the first `length` tokens: weight K^(length-1-i) for position i < length
         exps = (lengths[:, None] - 1 - self._pos).clamp_min(0)
