@@ -215,7 +215,8 @@ def evaluate(loaded: LoadedRun, betas: list[float], exact: bool | None = None, s
     can_exact = exact_enumerable(mdp, task)
     if exact and not can_exact:
         raise ThermoGFNError(f"exact evaluation needs an enumerable space with a full reward table; task "
-                             f"{task.name} has {task.n_objects:.3g} objects. Drop --exact (sample metrics still run)")
+                             f"{task.name} has {task.vocab_size}**{task.length} objects. Drop --exact (sample metrics "
+                             "still run)")
     do_exact = can_exact if exact is None else exact
     counter = task.mode_counter()
     out: dict[str, Any] = {"task": task.name, "step": trainer.step, "reward_calls": trainer.oracle.calls,
@@ -227,9 +228,9 @@ def evaluate(loaded: LoadedRun, betas: list[float], exact: bool | None = None, s
             row.update(exact_metrics(trainer.model, task, beta))
         if samples > 0:
             x, raw = draw_samples(trainer, beta, samples, seed)
-            index = task.object_index(x)
-            row.update(sample_summary(x, raw, index, None, task.distance, diversity=task.diversity))
-            row["modes"] = counter.count_in(x, index, raw) if counter is not None else None
+            keys = task.object_keys(x)
+            row.update(sample_summary(x, raw, None, None, task.distance, diversity=task.diversity))
+            row["modes"] = counter.count_in(x, keys, raw) if counter is not None else None
             est = estimate(trainer, beta, samples, seed)
             row.update({"log_z_model": est.log_z_model, "log_z_is": est.log_z, "mean_reward_is": est.mean_reward,
                         "is_ess": est.ess})

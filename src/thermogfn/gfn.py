@@ -141,4 +141,4 @@ class GFlowNetTrainer(BaseTrainer):
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         buf = state["buffer"]
-        self.buffer.load_state_dict(buf, self.task.object_index(buf["x"]))
+        self.buffer.load_state_dict(buf, self.task.object_keys(buf["x"]))

@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from thermogfn.tasks.base import hashable_keys
+
 
 class ReplayBuffer:
     """Unique objects with their log-rewards, in growable tensors."""
@@ -14,15 +16,15 @@ class ReplayBuffer:
         self.x = torch.zeros(capacity, length, dtype=torch.int64)
         self.log_reward = torch.zeros(capacity, dtype=torch.float64)
         self.size = 0
-        self._seen: set[int] = set()
+        self._seen: set[int | bytes] = set()
 
     def __len__(self) -> int:
         return self.size
 
-    def add(self, x: torch.Tensor, log_reward: torch.Tensor, index: torch.Tensor) -> None:
-        """Add the objects whose ``index`` (unique key) has not been seen before."""
+    def add(self, x: torch.Tensor, log_reward: torch.Tensor, keys: torch.Tensor) -> None:
+        """Add the objects whose key (:meth:`thermogfn.tasks.Task.object_keys`) has not been seen before."""
         fresh = []
-        for i, key in enumerate(index.tolist()):
+        for i, key in enumerate(hashable_keys(keys)):
             if key not in self._seen:
                 self._seen.add(key)
                 fresh.append(i)
@@ -57,7 +59,7 @@ class ReplayBuffer:
     def state_dict(self) -> dict:
         return {"x": self.x[: self.size].clone(), "log_reward": self.log_reward[: self.size].clone()}
 
-    def load_state_dict(self, state: dict, index: torch.Tensor) -> None:
+    def load_state_dict(self, state: dict, keys: torch.Tensor) -> None:
         self.size = 0
         self._seen = set()
-        self.add(state["x"], state["log_reward"], index)
+        self.add(state["x"], state["log_reward"], keys)

@@ -16,38 +16,42 @@ import torch
 from thermogfn.config import RunConfig, build_params, resolve
 from thermogfn.errors import ThermoGFNError
 from thermogfn.tasks import Task, load_task
+from thermogfn.tasks.base import hashable_keys
 
 P = TypeVar("P")
 
 
 class RewardOracle:
-    """Raw rewards with a cache for tasks without a table, and a count of reward calls."""
+    """Raw rewards with a cache for tasks without a table, and a count of reward calls.
+
+    The cache is keyed by :meth:`Task.object_keys` (the index, or the tokens of a space too large to index), so
+    the task scores each distinct object at most once, in key order.
+    """
 
     def __init__(self, task: Task):
         self.task = task
         self.calls = 0
         self._table = task.table() if task.n_objects <= 2**22 else None
-        self._cache: dict[int, float] = {}
+        self._cache: dict[int | bytes, float] = {}
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += x.shape[0]
-        index = self.task.object_index(x)
         if self._table is not None:
-            return self._table[index].double()
-        keys = index.tolist()
+            return self._table[self.task.object_index(x)].double()
+        keys = hashable_keys(self.task.object_keys(x))
         missing = sorted({k for k in keys if k not in self._cache})
         if missing:
-            fresh = self.task.raw_reward(self.task.objects_from_index(torch.tensor(missing)))
+            fresh = self.task.raw_reward(self.task.objects_from_keys(self.task.keys_from_hashable(missing)))
             self._cache.update(zip(missing, fresh.tolist(), strict=True))
         return torch.tensor([self._cache[k] for k in keys], dtype=torch.float64)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         keys = list(self._cache)
-        return {"keys": torch.tensor(keys, dtype=torch.int64),
+        return {"keys": self.task.keys_from_hashable(keys),
                 "values": torch.tensor([self._cache[k] for k in keys], dtype=torch.float64)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self._cache = dict(zip(state["keys"].tolist(), state["values"].tolist(), strict=True))
+        self._cache = dict(zip(hashable_keys(state["keys"]), state["values"].tolist(), strict=True))
 
 
 @dataclass
@@ -73,7 +77,7 @@ class BaseTrainer(ABC):
         self.skipped = 0
         self.consecutive_skips = 0
         self.seconds = 0.0
-        self.samples: list[torch.Tensor] = []  # object indices of every evaluated sample, in order
+        self.samples: list[torch.Tensor] = []  # object keys (Task.object_keys) of every evaluated sample, in order
 
     def method_params(self, cls: type[P]) -> P:
         """This method's hyper-parameters: ``cls`` defaults overridden by the config's ``method_params``."""
@@ -84,13 +88,14 @@ class BaseTrainer(ABC):
         return min(1.0, self.step / max(1, self.cfg.steps))
 
     def evaluate_samples(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reward calls on new samples: raw rewards and object indices; logs them and counts modes."""
+        """Reward calls on new samples: raw rewards and object keys (:meth:`Task.object_keys`); logs them and
+        counts modes."""
         raw = self.oracle(x)
-        index = self.task.object_index(x)
-        self.samples.append(index)
+        keys = self.task.object_keys(x)
+        self.samples.append(keys)
         if self.modes is not None:
-            self.modes.observe(x, index, raw)
-        return raw, index
+            self.modes.observe(x, keys, raw)
+        return raw, keys
 
     def gradient_step(self, value: torch.Tensor, optimizer: torch.optim.Optimizer,
                       parameters: Iterable[torch.nn.Parameter]) -> float:
@@ -141,7 +146,7 @@ class BaseTrainer(ABC):
             "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
             "reward_calls": self.oracle.calls, "reward_cache": self.oracle.state_dict(),
             "modes": self.modes.state_dict() if self.modes is not None else None,
-            "samples": torch.cat(self.samples) if self.samples else torch.zeros(0, dtype=torch.int64),
+            "samples": torch.cat(self.samples) if self.samples else self.task.keys_from_hashable([]),
             "method": self.method_state(),
         }
 

@@ -28,8 +28,8 @@ from thermogfn.trainer import BaseTrainer
 
 def _training_samples(trainer: BaseTrainer) -> tuple[torch.Tensor, torch.Tensor]:
     """All on-policy training samples of a loaded run, in order, with their raw rewards."""
-    index = torch.cat(trainer.samples) if trainer.samples else torch.zeros(0, dtype=torch.int64)
-    x = trainer.task.objects_from_index(index)
+    keys = torch.cat(trainer.samples) if trainer.samples else trainer.task.keys_from_hashable([])
+    x = trainer.task.objects_from_keys(keys)
     return x, trainer.oracle(x)
 
 
@@ -64,11 +64,11 @@ def mode_seeking(out: Path, base: RunConfig, methods: list[str], seeds: int, che
         tops = [_top100(trainer.task, x[: p * per_round], raw[: p * per_round])[0] for p in points]
         reward_curves.setdefault(spec.method, []).append(([p * per_round for p in points], tops))
         counter = trainer.task.mode_counter()
-        index = trainer.task.object_index(x)
+        keys = trainer.task.object_keys(x)
         for c in checkpoints:
             n = c * per_round
             top_r, top_d = _top100(trainer.task, x[:n], raw[:n])
-            modes = counter.count_in(x[:n], index[:n], raw[:n]) if counter is not None else None
+            modes = counter.count_in(x[:n], keys[:n], raw[:n]) if counter is not None else None
             rows.append({"method": spec.method, "seed": spec.seed, "round": c, "reward_calls": n,
                          "modes": modes, "top100_reward": top_r, "top100_diversity": top_d})
         model = getattr(trainer, "model", None)

@@ -21,10 +21,13 @@ class _SequenceMDP(MDP):
         self.encoding_dim = length * (vocab_size + 1)
         self.log_n_objects = length * math.log(vocab_size)
         self._pos = torch.arange(length)
-        # offsets[l] = number of states shorter than l; lets state_index enumerate strings by length
-        counts = torch.tensor([vocab_size**n for n in range(length + 1)], dtype=torch.int64)
-        self._offsets = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)[:-1]])
-        self._n_states = int(counts.sum())
+        counts = [vocab_size**n for n in range(length + 1)]
+        self._n_states = sum(counts)
+        # offsets[l] = number of states shorter than l; lets state_index enumerate strings by length (int64 spaces)
+        self._offsets: torch.Tensor | None = None
+        if self._n_states < 2**63:
+            counts_t = torch.tensor(counts, dtype=torch.int64)
+            self._offsets = torch.cat([torch.zeros(1, dtype=torch.int64), counts_t.cumsum(0)[:-1]])
 
     def lengths(self, states: torch.Tensor) -> torch.Tensor:
         return (states != self.K).sum(-1)
@@ -64,6 +67,8 @@ class _SequenceMDP(MDP):
         return levels
 
     def state_index(self, states: torch.Tensor) -> torch.Tensor:
+        if self._offsets is None:
+            raise ValueError(f"{self.K}-letter sequences of length {self.L} have too many states for int64 indices")
         lengths = self.lengths(states)
         # base-K value of the first `length` tokens: weight K^(length-1-i) for position i < length
         exps = (lengths[:, None] - 1 - self._pos).clamp_min(0)

@@ -37,6 +37,17 @@ class Shaping:
         return self.log_scale + self.exponent * torch.log(raw)
 
 
+INDEX_LIMIT = 2**62  # spaces at least this large key objects by their tokens instead of an int64 index
+
+
+def hashable_keys(keys: torch.Tensor) -> list:
+    """Object keys (:meth:`Task.object_keys`) as hashable Python values: ints for indices, bytes for token rows."""
+    if keys.dim() == 1:
+        return keys.tolist()
+    rows = keys.detach().cpu().contiguous().numpy()
+    return [row.tobytes() for row in rows]
+
+
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
@@ -115,16 +126,51 @@ class Task(ABC):
 
     @property
     def n_objects(self) -> int:
+        """Size of the space (a Python int of any size)."""
         return self.vocab_size**self.length
 
+    @property
+    def indexable(self) -> bool:
+        """Whether every object has an int64 index (:meth:`object_index`); else objects are keyed by tokens."""
+        return self.n_objects < INDEX_LIMIT
+
+    @property
+    def key_dtype(self) -> torch.dtype:
+        """dtype of :meth:`object_keys`: int64 indices, or the smallest integer type holding the tokens."""
+        if self.indexable:
+            return torch.int64
+        return torch.uint8 if self.vocab_size <= 256 else torch.int16 if self.vocab_size <= 2**15 else torch.int32
+
+    def object_keys(self, x: torch.Tensor) -> torch.Tensor:
+        """A key per object: the index (B,) where :attr:`indexable`, else the tokens (B, length) as ``key_dtype``."""
+        return self.object_index(x) if self.indexable else x.to(self.key_dtype)
+
+    def objects_from_keys(self, keys: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`object_keys` (LongTensor (B, length))."""
+        return self.objects_from_index(keys) if self.indexable else keys.to(torch.int64).reshape(-1, self.length)
+
+    def keys_from_hashable(self, keys: list) -> torch.Tensor:
+        """Inverse of :func:`hashable_keys`: a key tensor from ints or row bytes."""
+        if self.indexable:
+            return torch.tensor(keys, dtype=torch.int64)
+        if not keys:
+            return torch.zeros(0, self.length, dtype=self.key_dtype)
+        flat = torch.frombuffer(bytearray(b"".join(keys)), dtype=self.key_dtype)
+        return flat.reshape(len(keys), self.length)
+
+    def _index_weights(self) -> torch.Tensor:
+        if not self.indexable:
+            raise ValueError(f"task {self.name} has {self.vocab_size}**{self.length} objects, too many for int64 "
+                             "indices; use object_keys")
+        return self.vocab_size ** torch.arange(self.length - 1, -1, -1, dtype=torch.int64)
+
     def object_index(self, x: torch.Tensor) -> torch.Tensor:
-        """Lexicographic index of each object (mixed radix, first position most significant)."""
-        weights = self.vocab_size ** torch.arange(self.length - 1, -1, -1, dtype=torch.int64)
-        return (x.to(torch.int64) * weights).sum(-1)
+        """Lexicographic index of each object (mixed radix, first position most significant); indexable tasks only."""
+        return (x.to(torch.int64) * self._index_weights()).sum(-1)
 
     def objects_from_index(self, index: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`object_index`."""
-        weights = self.vocab_size ** torch.arange(self.length - 1, -1, -1, dtype=torch.int64)
+        weights = self._index_weights()
         return (index.to(torch.int64)[:, None] // weights) % self.vocab_size
 
     def all_objects(self) -> torch.Tensor:

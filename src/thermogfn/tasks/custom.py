@@ -27,6 +27,7 @@ from thermogfn.tasks.base import (
 
 RewardFn = Callable[[list[str]], object]
 MAX_TABLE = 2**20
+MAX_LENGTH = 4096
 TABLE_CHUNK = 65_536
 
 
@@ -76,7 +77,8 @@ class CustomTask(Task):
 
     Shaping ``Shaping(exponent, reward_min, 0)``: identity by default, so the target is ``r**beta``. Rewards
     must be positive unless ``reward_min`` (a floor) is given. :meth:`table` enumerates the space only when
-    it has at most 2**20 objects.
+    it has at most 2**20 objects; any alphabet and any length up to ``MAX_LENGTH`` train (objects of spaces too
+    large for int64 indices are keyed by their tokens, see :meth:`Task.object_keys`).
 
     ``timeout`` (seconds per call of ``fn``, None: no limit) turns a reward function that hangs into a
     :class:`RewardError`; it uses SIGALRM, so it applies only when scoring runs in the main thread.
@@ -93,11 +95,9 @@ class CustomTask(Task):
                                  f"got {alphabet!r}")
         if isinstance(length, bool) or not isinstance(length, int) or length < 1:
             raise ThermoGFNError(f"--length must be an integer >= 1, got {length!r}")
-        k = len(alphabet)
-        if length * math.log2(max(k, 2)) > 62 or sum(k**n for n in range(length + 1)) >= 2**63:
-            raise ThermoGFNError(f"--alphabet of {k} characters with --length {length} gives more sequence states "
-                                 "than 64-bit integers index (alphabet size**(length+1) must stay below 2**63); "
-                                 "shorten --length")
+        if length > MAX_LENGTH:
+            raise ThermoGFNError(f"--length {length} is over {MAX_LENGTH}, the longest sequence trained here (a "
+                                 "trajectory holds every prefix, so memory grows as length**2); shorten --length")
         if reward_min is not None and not reward_min > 0:
             raise ThermoGFNError(f"--reward-min must be > 0 (it floors rewards before the log), "
                                  f"got {reward_min}")
