@@ -40,9 +40,11 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'thermogfn' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+    module = importlib.import_module(_EXPORTS[name])
+    # bind every export of that module now: importing ``thermogfn.evaluate`` sets the package attribute
+    # ``evaluate`` to the module, which must not hide the function of the same name
+    globals().update({n: getattr(module, n) for n, m in _EXPORTS.items() if m == _EXPORTS[name]})
+    return globals()[name]
 
 
 def __dir__() -> list[str]:
