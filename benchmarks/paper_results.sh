@@ -31,9 +31,10 @@ python benchmarks/corrected_sampling.py --run "$RUNS/ms_tfbind8/runs/logit-s0" -
 # changed since (bit-identical runs), and at hidden 1024 they take most of this script's time
 ms qm9str 2000 "$GFN,$LS,mcmc,sa,random"
 python benchmarks/exact_tv.py "$RUNS/ms_qm9str" --out "$OUT/ms_qm9str/exact_tv.md"
-python benchmarks/corrected_sampling.py --run "$RUNS/ms_qm9str/runs/logit-s0" --out "$OUT/corrected_qm9str"
+python benchmarks/corrected_sampling.py --run "$RUNS/ms_qm9str/runs/logit-s0" --n 10000 --betas 1,3,10,30 \
+  --out "$OUT/corrected_qm9str"
+ms sehstr 2000 "logit,logit-ls,sa"
 off tfbind8
 off qm9str
-ms sehstr 2000 "logit,logit-ls,sa"
 # RNA1 (ms_rna1: 300 rounds, 2026-11-29) was not re-run: 5000 rounds cost ~15 min per run here
 python benchmarks/make_results.py
