@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from thermogfn.config import (
     TASKS,
     ModelConfig,
     RunConfig,
+    torch_thread_count,
 )
 from thermogfn.errors import Interrupted, ThermoGFNError
 from thermogfn.methods import BENCH_METHODS, METHODS
@@ -42,11 +42,10 @@ TASK_HELP = f"{', '.join(TASKS)}, or a custom reward: path/to/file.py:function o
 
 
 def _start_work() -> None:
-    """Load torch with one intra-op thread: on small CPUs more threads cost more than they give
-    (benchmarks/README.md); THERMOGFN_THREADS overrides it."""
+    """Load torch with :func:`~thermogfn.config.torch_thread_count` intra-op threads."""
     import torch
 
-    torch.set_num_threads(int(os.environ.get("THERMOGFN_THREADS", "1")))
+    torch.set_num_threads(torch_thread_count())
 
 
 def _parse_betas(text: str) -> list[float]:
@@ -106,9 +105,9 @@ def cli() -> None:
 @click.option("--layer-encoding", type=_choice(LAYER_ENCODINGS), default="value", show_default=True)
 @click.option("--local-search", type=int, default=0, show_default=True, metavar="K",
               help="LS-GFN: refine on-policy objects by K steps back with P_B and forward with P_F (0: off)")
-@click.option("--ls-iterations", type=int, default=7, show_default=True,
+@click.option("--ls-iterations", type=int, default=RunConfig.ls_iterations, show_default=True,
               help="Refinements per fresh object; a round draws batch-size / (iterations + 1) fresh objects")
-@click.option("--ls-accept", type=_choice(LS_ACCEPTS), default="greedy", show_default=True,
+@click.option("--ls-accept", type=_choice(LS_ACCEPTS), default=RunConfig.ls_accept, show_default=True,
               help="Keep a candidate if its reward is not lower, or by Metropolis-Hastings")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--offline", is_flag=True, help="Train from a dataset (no reward calls)")
@@ -136,9 +135,7 @@ def train(**kw) -> None:
 
     run = RunDir(out)
     if resume is not None:
-        ctx = click.get_current_context()
-        given = [f"--{name.replace('_', '-')}" for name in kw if name != "steps"
-                 and ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+        given = _given_options([name for name in kw if name != "steps"])
         if given or overwrite:
             dropped = ", ".join(given) or "--overwrite"
             raise ThermoGFNError(f"--resume continues a run with its own config; drop {dropped} (only --steps may "
@@ -158,6 +155,13 @@ def train(**kw) -> None:
         total = f"/{trainer.modes.n_modes}" if trainer.modes.n_modes else ""
         modes = f", modes found {trainer.modes.n_found}{total}"
     click.echo(f"trained {trainer.step} rounds in {trainer.seconds:.1f} s{modes}; run in {run.path}", err=True)
+
+
+def _given_options(names) -> list[str]:
+    """The flags among the current command's parameters ``names`` that the user set (not left at their default)."""
+    ctx = click.get_current_context()
+    return [f"--{name.replace('_', '-')}" for name in names
+            if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
 
 
 def _parse_method_params(items: tuple[str, ...]) -> dict:
@@ -206,10 +210,11 @@ def sample(rundir: str, beta: float | None, target_mean_reward: float | None, n:
         raise ThermoGFNError(f"--beta must be a positive number up to {MAX_BETA:g}, got {beta:g}")
     if n < 1:
         raise ThermoGFNError(f"-n must be at least 1, got {n}")
-    if correct == "none" and (kernel != "independent" or burn_in != 30 or chains is not None or marginal
-                              or steps_per_sample != 1 or back_steps is not None):
-        raise ThermoGFNError("--kernel, --burn-in, --chains, --steps-per-sample, --back-steps and --marginal apply "
-                             "to corrected sampling: add --correct mh")
+    chain_options = ("kernel", "burn_in", "chains", "steps_per_sample", "back_steps", "marginal")
+    given = _given_options(chain_options)
+    if correct == "none" and given:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise ThermoGFNError(f"{', '.join(given)} {verb} to corrected sampling: add --correct mh")
     target = Path(out_file) if out_file else None
     if target is not None and target.is_dir():
         raise ThermoGFNError(f"--out {out_file} is a folder; give a file name, e.g. {target / 'samples.csv'}")

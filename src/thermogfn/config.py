@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,13 @@ LS_ACCEPTS: tuple[str, ...] = ("greedy", "mh")
 KERNELS: tuple[str, ...] = ("independent", "back-and-forth", "mixture")  # corrected sampling
 CORRECTIONS: tuple[str, ...] = ("none", "mh")
 HYPERGRID_DEFAULTS = {"ndim": 4, "height": 8}
+THREADS_ENV = "THERMOGFN_THREADS"  # torch intra-op threads for training and evaluation (default 1)
+
+def torch_thread_count() -> int:
+    """Intra-op threads to give torch: ``$THERMOGFN_THREADS``, default 1 (on small CPUs more threads cost more than
+    they give: benchmarks/README.md)."""
+    return int(os.environ.get(THREADS_ENV, "1"))
+
 
 # what identifies a run's outcome: a checkpoint written under another value of these is refused on resume
 IDENTITY_EXCLUDES = ("steps", "data_dir", "log_every", "checkpoint_every", "max_consecutive_skips")
@@ -194,7 +202,7 @@ def resolve(cfg: RunConfig, task: Task) -> RunConfig:
         raise ThermoGFNError("--local-search spends reward calls; offline training (--offline) makes none")
     if out.local_search and out.method != "gfn":
         raise ThermoGFNError(f"--local-search trains GFlowNets; the {out.method} baseline has none")
-    if not out.local_search and (out.ls_iterations != 7 or out.ls_accept != "greedy"):
+    if not out.local_search and (out.ls_iterations, out.ls_accept) != (RunConfig.ls_iterations, RunConfig.ls_accept):
         raise ThermoGFNError("--ls-iterations and --ls-accept apply with local search: add --local-search K")
     for prior in (out.train_prior, out.explore_prior):
         if model.conditioning == "none" and prior.kind != "constant":

@@ -166,11 +166,12 @@ class Estimates:
 
 
 def estimate(trainer: GFlowNetTrainer, beta: float, n: int = 1000, seed: int = 0,
-             f: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Estimates:
+             f: Callable[[torch.Tensor], torch.Tensor] | None = None, oracle: RewardOracle | None = None) -> Estimates:
     """log Z(beta), E_beta[raw reward] and (optionally) E_beta[f(x)] by importance sampling with the model as
-    proposal: weights ``R(x)^beta P_B(tau|x) / P_F(tau)`` (exact in expectation whatever the model's quality)."""
+    proposal: weights ``R(x)^beta P_B(tau|x) / P_F(tau)`` (exact in expectation whatever the model's quality).
+    Pass an ``oracle`` to share its reward cache between calls."""
     trainer = _gflownet(trainer)
-    reward = Reward(RewardOracle(trainer.task), trainer.task.shaping)
+    reward = Reward(oracle or RewardOracle(trainer.task), trainer.task.shaping)
     paths, log_w = importance_log_weights(trainer.model, reward, beta, n, torch.Generator().manual_seed(seed))
     w = torch.softmax(log_w, 0)
     user = float((w * f(paths.traj.objects).double()).sum()) if f is not None else None
@@ -188,7 +189,9 @@ def beta_for_mean_reward(trainer: GFlowNetTrainer, target: float, n: int = 2000,
     """The beta whose expected raw reward under ``R^beta / Z`` is ``target`` (it rises with beta), by bisection
     in log beta on importance-sampling estimates (same random numbers at every beta), searched only where the
     estimates can be trusted (:meth:`Estimates.warning`) on a grid from beta 0.01 to 1000."""
-    trusted = [e for e in (estimate(trainer, b, n, seed) for b in BETA_SEARCH_GRID) if e.warning() is None]
+    oracle = RewardOracle(trainer.task)  # one reward cache for the whole search
+    trusted = [e for e in (estimate(trainer, b, n, seed, oracle=oracle) for b in BETA_SEARCH_GRID)
+               if e.warning() is None]
     if not trusted:
         raise ThermoGFNError("importance sampling with this model is not trustworthy at any beta in [0.01, 1000]; "
                              "train the model longer before asking for a target reward")
@@ -202,7 +205,7 @@ def beta_for_mean_reward(trainer: GFlowNetTrainer, target: float, n: int = 2000,
     a, b, best = math.log(low.beta), math.log(high.beta), low
     while b - a > tol:
         mid = (a + b) / 2
-        best = estimate(trainer, math.exp(mid), n, seed)
+        best = estimate(trainer, math.exp(mid), n, seed, oracle=oracle)
         a, b = (mid, b) if best.mean_reward < target else (a, mid)
     return best.beta, best
 

@@ -4,7 +4,6 @@ checkpoints on a cadence and on SIGINT/SIGTERM, a stop after repeated non-finite
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 import time
@@ -12,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from thermogfn.config import RunConfig
+from thermogfn.config import RunConfig, torch_thread_count
 from thermogfn.errors import Interrupted, ThermoGFNError
 from thermogfn.methods import make_trainer
 from thermogfn.rundir import RunDir, run_lock
@@ -45,12 +44,12 @@ class StopFlag:
 
 @contextlib.contextmanager
 def torch_threads() -> Iterator[None]:
-    """Train with ``$THERMOGFN_THREADS`` (default 1) intra-op threads, as the benchmarks do: on small CPUs more
-    threads cost more than they give (benchmarks/README.md). The previous setting is restored afterwards."""
+    """Train with :func:`~thermogfn.config.torch_thread_count` intra-op threads, as the benchmarks do; the previous
+    setting is restored afterwards."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(int(os.environ.get("THERMOGFN_THREADS", "1")))
+    torch.set_num_threads(torch_thread_count())
     try:
         yield
     finally:

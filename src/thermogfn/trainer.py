@@ -34,11 +34,13 @@ class RewardOracle:
         self._table = task.table() if task.n_objects <= 2**22 else None
         self._cache: dict[int | bytes, float] = {}
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw rewards of objects ``x``; ``keys`` are their :meth:`Task.object_keys` if the caller has them."""
         self.calls += x.shape[0]
+        keys_t = self.task.object_keys(x) if keys is None else keys
         if self._table is not None:
-            return self._table[self.task.object_index(x)].double()
-        keys = hashable_keys(self.task.object_keys(x))
+            return self._table[keys_t].double()
+        keys = hashable_keys(keys_t)
         missing = sorted({k for k in keys if k not in self._cache})
         if missing:
             fresh = self.task.raw_reward(self.task.objects_from_keys(self.task.keys_from_hashable(missing)))
@@ -90,8 +92,8 @@ class BaseTrainer(ABC):
     def evaluate_samples(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reward calls on new samples: raw rewards and object keys (:meth:`Task.object_keys`); logs them and
         counts modes."""
-        raw = self.oracle(x)
         keys = self.task.object_keys(x)
+        raw = self.oracle(x, keys)
         self.samples.append(keys)
         if self.modes is not None:
             self.modes.observe(x, keys, raw)

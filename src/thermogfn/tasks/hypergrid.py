@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from thermogfn.config import HYPERGRID_DEFAULTS
 from thermogfn.errors import ThermoGFNError
 from thermogfn.tasks.base import Shaping, Task, TaskDefaults
 
@@ -22,7 +23,8 @@ class HypergridTask(Task):
     mdp_kinds = ("hypergrid",)
     distance = "manhattan"
 
-    def __init__(self, ndim: int = 4, height: int = 8, r0: float = 1e-3, r1: float = 0.5,
+    def __init__(self, ndim: int = HYPERGRID_DEFAULTS["ndim"], height: int = HYPERGRID_DEFAULTS["height"],
+                 r0: float = 1e-3, r1: float = 0.5,
                  r2: float = 2.0) -> None:
         if int(ndim) != ndim or ndim < 1 or int(height) != height or height < 2:
             raise ThermoGFNError(f"hypergrid needs integer ndim >= 1 and height >= 2, got ndim={ndim}, "
