@@ -97,10 +97,11 @@ class Oracle:
             out[rows] = table[idx[rows]] if which else table[idx[rows]][:, None]
         return out
 
-    def forward_log_probs(self, states: torch.Tensor, ctx: BetaContext) -> torch.Tensor:
+    def forward_log_probs(self, states: torch.Tensor, ctx: BetaContext, depth: int | None = None) -> torch.Tensor:
         return self._rows(states, ctx.beta, 1)
 
-    def backward_log_probs(self, states: torch.Tensor, ctx: BetaContext | None) -> torch.Tensor:
+    def backward_log_probs(self, states: torch.Tensor, ctx: BetaContext | None,
+                           depth: int | None = None) -> torch.Tensor:
         out = self.log_pb[self.mdp.state_index(states)]
         at_root = torch.isinf(out).all(-1, keepdim=True)
         return out.masked_fill(at_root, 0.0)

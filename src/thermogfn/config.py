@@ -89,6 +89,7 @@ class RunConfig:
     lr: float | None = None
     lr_logz: float = 1e-2
     grad_clip: float = 10.0
+    compile: bool = False  # torch.compile the rollout steps and the loss (thermogfn.compiled): faster long runs
     max_consecutive_skips: int = 20  # stop (with a checkpoint) after this many non-finite steps in a row
     seed: int = 0
     offline: bool = False
@@ -200,6 +201,8 @@ def resolve(cfg: RunConfig, task: Task) -> RunConfig:
                              "none (use its own options, e.g. --lr)")
     if out.local_search and out.offline:
         raise ThermoGFNError("--local-search spends reward calls; offline training (--offline) makes none")
+    if out.compile and out.method != "gfn":
+        raise ThermoGFNError(f"--compile speeds up GFlowNet training; the {out.method} baseline does not use it")
     if out.local_search and out.method != "gfn":
         raise ThermoGFNError(f"--local-search trains GFlowNets; the {out.method} baseline has none")
     if not out.local_search and (out.ls_iterations, out.ls_accept) != (RunConfig.ls_iterations, RunConfig.ls_accept):

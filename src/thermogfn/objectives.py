@@ -92,6 +92,13 @@ def subtrajectory_balance(s: Scored, n: torch.Tensor, lam: float = 0.9) -> torch
     return ((w * resid).sum((1, 2)) / w.sum((1, 2))).mean()
 
 
+def trajectory_loss(model: GFlowNetModel, traj: Trajectories, log_reward: torch.Tensor, objective: str,
+                    subtb_lambda: float) -> torch.Tensor:
+    """The ``objective``'s loss of a trajectory batch whose objects have (shaped) log-rewards ``log_reward``."""
+    scored = score(model, traj, traj.beta.double() * log_reward, need_flow=objective != "tb")
+    return loss(objective, scored, traj.n, subtb_lambda)
+
+
 def loss(objective: str, s: Scored, n: torch.Tensor, subtb_lambda: float = 0.9) -> torch.Tensor:
     if objective == "tb":
         return trajectory_balance(s, n)

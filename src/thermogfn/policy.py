@@ -88,21 +88,24 @@ class GFlowNetModel(nn.Module):
             logits = logits * g.unsqueeze(-1)
         return logits.clamp(-self.cfg.logit_clip, self.cfg.logit_clip)
 
-    def forward_log_probs(self, states: torch.Tensor, ctx: BetaContext) -> torch.Tensor:
-        """Log P_F over distinct children (N, n_forward); the rollout's one network call per step."""
+    def forward_log_probs(self, states: torch.Tensor, ctx: BetaContext, depth: int | None = None) -> torch.Tensor:
+        """Log P_F over distinct children (N, n_forward); the rollout's one network call per step. ``depth``: all
+        rows are this many moves from s0 (see :meth:`MDP.step`)."""
         logits = self._scale(self.pf_head(self._features(states, ctx)), ctx.g_forward)
-        return torch.log_softmax(self.mdp.merge_forward(states, logits), dim=-1)
+        return torch.log_softmax(self.mdp.merge_forward(states, logits, depth), dim=-1)
 
     def backward_log_probs(self, states: torch.Tensor, ctx: BetaContext | None,
-                           features: torch.Tensor | None = None) -> torch.Tensor:
+                           features: torch.Tensor | None = None, depth: int | None = None) -> torch.Tensor:
         """Log P_B over distinct parents (N, n_back); uniform unless P_B is learned. -inf rows at s0."""
         if self.pb_head is None:
-            logits = torch.zeros(states.shape[0], self.mdp.n_back)
+            logits = torch.zeros(states.shape[0], self.mdp.n_back, device=states.device)
         else:
             assert ctx is not None, "a learned P_B needs the beta context"
             features = self._features(states, ctx) if features is None else features
             logits = self._scale(self.pb_head(features), ctx.g_backward)
-        merged = self.mdp.merge_backward(states, logits)
+        merged = self.mdp.merge_backward(states, logits, depth)
+        if depth is not None and depth > 0:
+            return torch.log_softmax(merged, dim=-1)  # no row is at s0
         # s0 has no parent: give it a dummy finite row so log_softmax (and its gradient) stays NaN-free
         at_root = torch.isinf(merged).all(-1, keepdim=True)
         return torch.log_softmax(merged.masked_fill(at_root, 0.0), dim=-1)

@@ -1,11 +1,15 @@
 """Batched rollouts: forward from s0 with eps-uniform exploration, backward from objects with P_B.
 
 Both return a :class:`Trajectories` batch in forward order. Rollouts run without gradients (one network
-call per step for the whole batch); the objectives re-score the whole batch in a single pass.
+call per step for the whole batch); the objectives re-score the whole batch in a single pass. The randomness
+of a rollout is drawn up front (:class:`ActionNoise`), so the steps are pure tensor functions
+(:func:`forward_steps`, :func:`backward_steps`) that ``torch.compile`` can fuse a chunk of steps at a time
+(``thermogfn.compiled``); eager and compiled rollouts draw the same actions from the same noise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -41,82 +45,183 @@ class Trajectories:
                               ("states", "actions", "back_actions", "n", "objects", "beta")))
 
 
-def _sample(log_probs: torch.Tensor, eps: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Sample from ``(1-eps) * P + eps * uniform(valid)`` for rows of log-probabilities (-inf = invalid)."""
-    probs = log_probs.exp()
-    if eps > 0:
-        valid = torch.isfinite(log_probs).float()
-        probs = (1 - eps) * probs + eps * valid / valid.sum(-1, keepdim=True)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+_TINY = torch.finfo(torch.float32).tiny
+
+
+@dataclass
+class ActionNoise:
+    """The randomness of a whole rollout, drawn in one call per kind: Gumbel noise ``(T, B, A)`` for every step,
+    row and action, and (with exploration) which rows explore at each step ``(T, B)``. Gumbel-max then samples
+    every step without a random call: ``argmax(log p + G)`` is a draw from ``p`` (invalid actions, ``-inf``, are
+    never drawn), and an exploring row's draw is uniform over its valid actions."""
+
+    gumbel: torch.Tensor
+    explore: torch.Tensor | None
+
+    @staticmethod
+    def draw(steps: int, batch: int, actions: int, eps: float, generator: torch.Generator | None,
+             device: torch.device) -> ActionNoise:
+        exp = torch.empty((steps, batch, actions), device=device).exponential_(generator=generator)
+        gumbel = exp.clamp_min_(_TINY).log_().neg_()  # finite: -inf + G stays -inf, never NaN
+        explore = (torch.rand((steps, batch), device=device, generator=generator) < eps) if eps > 0 else None
+        return ActionNoise(gumbel, explore)
+
+
+def choose(log_probs: torch.Tensor, gumbel: torch.Tensor, explore: torch.Tensor | None) -> torch.Tensor:
+    """One action per row of ``log_probs`` (B, A; -inf = invalid): Gumbel-max, uniform over valid actions where
+    ``explore`` (B,) is set: a draw from ``(1 - eps) P + eps uniform(valid)``."""
+    if explore is not None:
+        log_probs = log_probs.masked_fill(explore[:, None] & torch.isfinite(log_probs), 0.0)
+    return (log_probs + gumbel).argmax(-1)
+
+
+StepState = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (state, done or active, n)
+StepsFn = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def forward_steps(model: GFlowNetModel, beta: torch.Tensor, state: torch.Tensor, done: torch.Tensor,
+                  n: torch.Tensor, t0: torch.Tensor, gumbel: torch.Tensor,
+                  explore: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+    """``len(gumbel)`` forward steps of every row from step ``t0`` (a 0-d tensor): finished rows take no-op stops.
+    Returns the states after each step (B, C, D), the actions (B, C; -1 once finished), and the new
+    (state, done, n)."""
+    mdp: MDP = model.mdp
+    ctx = model.context(beta)
+    states, actions = [], []
+    for c in range(gumbel.shape[0]):
+        action = choose(model.forward_log_probs(state, ctx), gumbel[c], None if explore is None else explore[c])
+        action = torch.where(done, -1, action)
+        stopped = action == mdp.stop
+        n = torch.where(stopped, t0 + c, n)
+        done = done | stopped
+        state = mdp.step(state, torch.where(action < 0, mdp.stop, action))
+        states.append(state)
+        actions.append(action)
+    return torch.stack(states, 1), torch.stack(actions, 1), state, done, n
+
+
+def backward_steps(model: GFlowNetModel, beta: torch.Tensor, state: torch.Tensor, gumbel: torch.Tensor,
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``len(gumbel)`` backward steps with P_B of every row; rows at s0 stay there. Returns the states after each
+    step (B, C, D), the backward actions (B, C; 0 where a row was at s0), and the number of moves per row."""
+    mdp: MDP = model.mdp
+    ctx = model.context(beta) if model.pb_head is not None else None
+    states, actions = [], []
+    moves = torch.zeros(state.shape[0], dtype=torch.int64, device=state.device)
+    for c in range(gumbel.shape[0]):
+        active = ~mdp.is_initial(state)
+        action = choose(model.backward_log_probs(state, ctx), gumbel[c], None)
+        state = torch.where(active[:, None], mdp.back_step(state, action), state)
+        moves = moves + active.long()
+        states.append(state)
+        actions.append(torch.where(active, action, 0))
+    return torch.stack(states, 1), torch.stack(actions, 1), moves
+
+
+def _chunk_steps(device: torch.device) -> int:
+    """Steps between checks that every row has finished: each check is a host sync, cheap on the CPU and a stall
+    on an accelerator. Finished rows only take no-op steps, so the result does not depend on it."""
+    return 1 if device.type == "cpu" else 8
 
 
 @torch.no_grad()
 def forward_rollout(model: GFlowNetModel, beta: torch.Tensor, eps: float = 0.0,
-                    generator: torch.Generator | None = None) -> Trajectories:
-    """Roll out ``len(beta)`` trajectories from s0, each at its own beta."""
+                    generator: torch.Generator | None = None, steps_fn: StepsFn | None = None,
+                    chunk: int | None = None) -> Trajectories:
+    """Roll out ``len(beta)`` trajectories from s0, each at its own beta. ``steps_fn`` (default
+    :func:`forward_steps`) runs ``chunk`` steps at a time, e.g. compiled (``thermogfn.compiled``)."""
     mdp: MDP = model.mdp
     batch, steps = beta.shape[0], mdp.max_steps
-    ctx = model.context(beta)
+    noise = ActionNoise.draw(steps, batch, mdp.n_forward, eps, generator, beta.device)
     state = mdp.initial(batch)
-    states = [state]
-    actions = torch.full((batch, steps + 1), -1, dtype=torch.int64)
-    back = torch.zeros(batch, steps, dtype=torch.int64)
-    n = torch.full((batch,), steps, dtype=torch.int64)
-    done = torch.zeros(batch, dtype=torch.bool)
-    for t in range(steps):
-        action = _sample(model.forward_log_probs(state, ctx), eps, generator)
-        action = torch.where(done, -1, action)
-        stopped = action == mdp.stop
-        n = torch.where(stopped, t, n)
-        actions[:, t] = action
-        moving = torch.where(action < 0, mdp.stop, action)  # finished rows take a no-op stop
-        child = mdp.step(state, moving)
-        back[:, t] = torch.where(done | stopped, 0, mdp.backward_action_of(child, moving))
-        done = done | stopped
-        state = child
-        states.append(state)
-        if bool(done.all()):
-            states.extend([state] * (steps - t - 1))
-            break
-    actions[:, steps] = torch.where(done, -1, mdp.stop)  # whoever is left is at a full state and must stop
-    stacked = torch.stack(states, dim=1)
+    n = torch.full((batch,), steps, dtype=torch.int64, device=beta.device)
+    done = torch.zeros(batch, dtype=torch.bool, device=beta.device)
+    if mdp.fixed_length and steps_fn is None:  # eager: every row moves `steps` times, then stops; no bookkeeping
+        ctx = model.context(beta)
+        states, moves = [state], []
+        for t in range(steps):
+            action = choose(model.forward_log_probs(state, ctx, depth=t), noise.gumbel[t],
+                            None if noise.explore is None else noise.explore[t])
+            state = mdp.step(state, action, depth=t)
+            states.append(state)
+            moves.append(action)
+        stacked = torch.stack(states, dim=1)
+        actions = torch.cat(moves + [torch.full((batch,), mdp.stop, device=beta.device)]).view(steps + 1, batch).T
+    else:
+        steps_fn = steps_fn or forward_steps
+        chunk = chunk or _chunk_steps(beta.device)
+        parts, acts = [state[:, None]], []
+        for t0 in range(0, steps, chunk):
+            c = min(chunk, steps - t0)
+            explore = None if noise.explore is None else noise.explore[t0: t0 + c]
+            block, act, state, done, n = steps_fn(model, beta, state, done, n, torch.tensor(t0, device=beta.device),
+                                                  noise.gumbel[t0: t0 + c], explore)
+            parts.append(block)
+            acts.append(act)
+            if t0 + c < steps and bool(done.all()):
+                parts.append(state[:, None].expand(-1, steps - t0 - c, -1))
+                acts.append(torch.full((batch, steps - t0 - c), -1, device=beta.device))
+                break
+        stacked = torch.cat(parts, 1)
+        # whoever is left is at a full state and must stop
+        actions = torch.cat([torch.cat(acts, 1), torch.where(done, -1, mdp.stop)[:, None]], 1)
+    # backward action of every transition in one batched call: s_{t+1} -> s_t for t < n, 0 after
+    moving = actions[:, :steps].clamp_min(0)
+    back = mdp.backward_action_of(stacked[:, 1:].reshape(-1, stacked.shape[2]), moving.reshape(-1)).view(batch, steps)
+    back = torch.where(torch.arange(steps, device=beta.device) < n[:, None], back, 0)
     return Trajectories(stacked, actions, back, n, mdp.terminal_object(state), beta)
 
 
 @torch.no_grad()
 def backward_rollout(model: GFlowNetModel, objects: torch.Tensor, beta: torch.Tensor,
-                     generator: torch.Generator | None = None) -> Trajectories:
-    """Trajectories ending in ``objects``, generated backwards with P_B (at each row's beta)."""
+                     generator: torch.Generator | None = None, steps_fn: Callable[..., tuple] | None = None,
+                     chunk: int | None = None) -> Trajectories:
+    """Trajectories ending in ``objects``, generated backwards with P_B (at each row's beta). ``steps_fn``
+    (default :func:`backward_steps`) runs ``chunk`` steps at a time."""
     mdp: MDP = model.mdp
     batch, steps = objects.shape[0], mdp.max_steps
-    ctx = model.context(beta) if model.pb_head is not None else None
+    device = beta.device
+    noise = ActionNoise.draw(steps, batch, mdp.n_back, 0.0, generator, device)
     state = mdp.terminal_state(objects)
-    rev_states = [state]
-    rev_back = torch.zeros(batch, steps, dtype=torch.int64)
-    n = torch.zeros(batch, dtype=torch.int64)
-    for t in range(steps):
-        active = ~mdp.is_initial(state)
-        if not bool(active.any()):
-            rev_states.extend([state] * (steps - t))
+    parts, acts = [state[:, None]], []
+    n = torch.zeros(batch, dtype=torch.int64, device=device)
+    if mdp.fixed_length and steps_fn is None:  # eager: every row takes `steps` moves back to s0
+        ctx = model.context(beta) if model.pb_head is not None else None
+        for t in range(steps):
+            action = choose(model.backward_log_probs(state, ctx, depth=steps - t), noise.gumbel[t], None)
+            state = mdp.back_step(state, action, depth=steps - t)
+            parts.append(state[:, None])
+            acts.append(action[:, None])
+        n = n + steps
+    steps_fn = steps_fn or backward_steps
+    chunk = chunk or _chunk_steps(device)
+    for t0 in range(0, steps if len(parts) == 1 else 0, chunk):
+        c = min(chunk, steps - t0)
+        block, act, moves = steps_fn(model, beta, state, noise.gumbel[t0: t0 + c])
+        state = block[:, -1]
+        n = n + moves
+        parts.append(block)
+        acts.append(act)
+        if t0 + c < steps and bool(mdp.is_initial(state).all()):
+            parts.append(state[:, None].expand(-1, steps - t0 - c, -1))
+            acts.append(torch.zeros(batch, steps - t0 - c, dtype=torch.int64, device=device))
             break
-        action = _sample(model.backward_log_probs(state, ctx), 0.0, generator)
-        parent = mdp.back_step(state, action)
-        rev_back[:, t] = torch.where(active, action, 0)
-        n = n + active.long()
-        state = torch.where(active[:, None], parent, state)
-        rev_states.append(state)
-    rev = torch.stack(rev_states, dim=1)  # rev[:, k] = s_{n-k} (s0 repeated past k = n)
-    t_idx = torch.arange(steps + 1)
-    src = (n[:, None] - t_idx).clamp_min(0)  # forward s_t = rev[n - t]; past n, s_n = rev[0]
-    src = torch.where(t_idx <= n[:, None], src, 0)
-    states = rev.gather(1, src[:, :, None].expand(-1, -1, rev.shape[2]))
-    # transition t (s_t -> s_{t+1}) was backward step n-1-t
-    bsrc = (n[:, None] - 1 - t_idx[:steps]).clamp_min(0)
-    back = torch.where(t_idx[:steps] < n[:, None], rev_back.gather(1, bsrc), 0)
+    rev = torch.cat(parts, 1)  # rev[:, k] = s_{n-k} (s0 repeated past k = n)
+    rev_back = torch.cat(acts, 1)
+    t_idx = torch.arange(steps + 1, device=device)
+    if mdp.fixed_length:
+        states, back = rev.flip(1), rev_back.flip(1)
+    else:
+        src = (n[:, None] - t_idx).clamp_min(0)  # forward s_t = rev[n - t]; past n, s_n = rev[0]
+        src = torch.where(t_idx <= n[:, None], src, 0)
+        states = rev.gather(1, src[:, :, None].expand(-1, -1, rev.shape[2]))
+        # transition t (s_t -> s_{t+1}) was backward step n-1-t
+        bsrc = (n[:, None] - 1 - t_idx[:steps]).clamp_min(0)
+        back = torch.where(t_idx[:steps] < n[:, None], rev_back.gather(1, bsrc), 0)
     flat_parent = states[:, :-1].reshape(-1, states.shape[2])
     flat_child = states[:, 1:].reshape(-1, states.shape[2])
     fwd = mdp.forward_action_of(flat_parent, back.reshape(-1), flat_child).view(batch, steps)
-    actions = torch.full((batch, steps + 1), -1, dtype=torch.int64)
+    actions = torch.full((batch, steps + 1), -1, dtype=torch.int64, device=device)
     actions[:, :steps] = torch.where(t_idx[:steps] < n[:, None], fwd, -1)
     actions.scatter_(1, n[:, None], mdp.stop)
     return Trajectories(states, actions, back, n, objects.to(torch.int64), beta)

@@ -29,6 +29,7 @@ class MDP(ABC):
     max_steps: int  # most non-stop transitions in any trajectory
     encoding_dim: int
     log_n_objects: float  # log of the number of terminal objects (log Z at beta = 0)
+    fixed_length: bool = False  # every trajectory makes exactly max_steps moves, then stops (rollouts skip bookkeeping)
 
     @property
     def stop(self) -> int:
@@ -55,11 +56,14 @@ class MDP(ABC):
         """Bool (B, n_back): which backward actions are allowed, before merging (all False at s0)."""
 
     @abstractmethod
-    def step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Children of ``states`` under forward ``actions`` (stop leaves the state unchanged)."""
+    def step(self, states: torch.Tensor, actions: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        """Children of ``states`` under forward ``actions`` (stop leaves the state unchanged).
+
+        ``depth`` (here and in the merges): every row is this many moves from s0, when the caller knows it (the
+        rollouts of a ``fixed_length`` MDP); an MDP may use it to skip per-row bookkeeping."""
 
     @abstractmethod
-    def back_step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def back_step(self, states: torch.Tensor, actions: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         """Parents of ``states`` under backward ``actions``."""
 
     @abstractmethod
@@ -71,11 +75,11 @@ class MDP(ABC):
                           children: torch.Tensor) -> torch.Tensor:
         """Canonical forward action from each parent to the child it was reached from by ``back_actions``."""
 
-    def merge_forward(self, states: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    def merge_forward(self, states: torch.Tensor, logits: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         """Mask invalid actions and merge duplicate children. Identity merge by default."""
         return logits.masked_fill(~self.forward_mask(states), NEG_INF)
 
-    def merge_backward(self, states: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    def merge_backward(self, states: torch.Tensor, logits: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         return logits.masked_fill(~self.backward_mask(states), NEG_INF)
 
     @abstractmethod

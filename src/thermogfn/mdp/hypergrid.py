@@ -24,13 +24,14 @@ class HypergridMDP(MDP):
         self.encoding_dim = ndim * height
         self.log_n_objects = ndim * math.log(height)
         self._eye = torch.eye(ndim, dtype=torch.int64)
+        self._one_hot = torch.eye(height)
         self._weights = height ** torch.arange(ndim - 1, -1, -1, dtype=torch.int64)
 
     def initial(self, batch: int) -> torch.Tensor:
         return torch.zeros(batch, self.ndim, dtype=torch.int64)
 
     def encode(self, states: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.one_hot(states, self.H).flatten(-2).float()
+        return self._one_hot[states].flatten(-2)  # a table lookup: one_hot would check the range (a host sync)
 
     def forward_mask(self, states: torch.Tensor) -> torch.Tensor:
         grow = states < self.H - 1
@@ -39,11 +40,11 @@ class HypergridMDP(MDP):
     def backward_mask(self, states: torch.Tensor) -> torch.Tensor:
         return states > 0
 
-    def step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def step(self, states: torch.Tensor, actions: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         inc = torch.cat([self._eye, torch.zeros(1, self.ndim, dtype=torch.int64)])[actions]
         return states + inc
 
-    def back_step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def back_step(self, states: torch.Tensor, actions: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         return states - self._eye[actions]
 
     def backward_action_of(self, children: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,10 @@ class _SequenceMDP(MDP):
         self.max_steps = length
         self.encoding_dim = length * (vocab_size + 1)
         self.log_n_objects = length * math.log(vocab_size)
+        self.fixed_length = True
         self._pos = torch.arange(length)
+        self._one_hot = torch.eye(vocab_size + 1)
+        self._at = torch.eye(length + 1, length, dtype=torch.bool)  # row l: position l (none for l = L)
         counts = [vocab_size**n for n in range(length + 1)]
         self._n_states = sum(counts)
         # offsets[l] = number of states shorter than l; lets state_index enumerate strings by length (int64 spaces)
@@ -29,14 +32,35 @@ class _SequenceMDP(MDP):
             counts_t = torch.tensor(counts, dtype=torch.int64)
             self._offsets = torch.cat([torch.zeros(1, dtype=torch.int64), counts_t.cumsum(0)[:-1]])
 
+    def _forward_tables(self, n_actions: int) -> None:
+        """Allowed forward actions (stop last) depend only on whether the string is full: row 0 growing, row 1
+        full; ``_invalid_forward`` is their complement (for masking logits in one indexing op)."""
+        grow = torch.cat([torch.ones(n_actions, dtype=torch.bool), torch.zeros(1, dtype=torch.bool)])
+        self._forward_allowed = torch.stack([grow, ~grow])
+        self._invalid_forward = ~self._forward_allowed
+
+    def forward_mask(self, states: torch.Tensor) -> torch.Tensor:
+        return self._forward_allowed[(self.lengths(states) == self.L).long()]
+
+    def _mask_logits(self, logits: torch.Tensor, lengths: torch.Tensor | int) -> torch.Tensor:
+        full = int(lengths == self.L) if isinstance(lengths, int) else (lengths == self.L).long()
+        return logits.masked_fill(self._invalid_forward[full], NEG_INF)
+
+    def merge_forward(self, states: torch.Tensor, logits: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        return self._mask_logits(logits, self._lengths(states, depth))
+
     def lengths(self, states: torch.Tensor) -> torch.Tensor:
         return (states != self.K).sum(-1)
+
+    def _lengths(self, states: torch.Tensor, depth: int | None) -> torch.Tensor | int:
+        """Every row's length: ``depth`` when the caller knows that all rows have it (no per-row count)."""
+        return self.lengths(states) if depth is None else depth
 
     def initial(self, batch: int) -> torch.Tensor:
         return torch.full((batch, self.L), self.K, dtype=torch.int64)
 
     def encode(self, states: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.one_hot(states, self.K + 1).flatten(-2).float()
+        return self._one_hot[states].flatten(-2)  # a table lookup: one_hot would check the range (a host sync)
 
     def is_initial(self, states: torch.Tensor) -> torch.Tensor:
         return states[..., 0] == self.K
@@ -47,12 +71,12 @@ class _SequenceMDP(MDP):
     def terminal_state(self, objects: torch.Tensor) -> torch.Tensor:
         return objects.to(torch.int64)
 
-    def _append(self, states: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        put = (self._pos == lengths[:, None]) & (lengths[:, None] < self.L)
+    def _append(self, states: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor | int) -> torch.Tensor:
+        put = self._at[lengths]  # (B, L) or, for one known length, (L,)
         return torch.where(put, tokens[:, None], states)
 
-    def _delete_last(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return torch.where(self._pos == (lengths[:, None] - 1), self.K, states)
+    def _delete_last(self, states: torch.Tensor, lengths: torch.Tensor | int) -> torch.Tensor:
+        return torch.where(self._at[lengths - 1], self.K, states)
 
     def n_states(self) -> int:
         return self._n_states
@@ -85,21 +109,18 @@ class AppendMDP(_SequenceMDP):
         super().__init__(vocab_size, length)
         self.n_actions = vocab_size
         self.n_back = 1
-
-    def forward_mask(self, states: torch.Tensor) -> torch.Tensor:
-        full = (self.lengths(states) == self.L)[:, None]
-        return torch.cat([~full.expand(-1, self.K), full], dim=1)
+        self._forward_tables(self.n_actions)
 
     def backward_mask(self, states: torch.Tensor) -> torch.Tensor:
         return (self.lengths(states) > 0)[:, None]
 
-    def step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def step(self, states: torch.Tensor, actions: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         grow = actions < self.K
-        child = self._append(states, actions.clamp_max(self.K - 1), self.lengths(states))
+        child = self._append(states, actions.clamp_max(self.K - 1), self._lengths(states, depth))
         return torch.where(grow[:, None], child, states)
 
-    def back_step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return self._delete_last(states, self.lengths(states))
+    def back_step(self, states: torch.Tensor, actions: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        return self._delete_last(states, self._lengths(states, depth))
 
     def backward_action_of(self, children: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(actions)
@@ -121,53 +142,58 @@ class PrependAppendMDP(_SequenceMDP):
         super().__init__(vocab_size, length)
         self.n_actions = 2 * vocab_size
         self.n_back = 2
+        self._forward_tables(self.n_actions)
+        # row c < K: only c can be both prepended and appended to c^n; row K (the empty string): every token
+        self._first_token_duplicates = torch.cat([torch.eye(vocab_size, dtype=torch.bool),
+                                                  torch.ones(1, vocab_size, dtype=torch.bool)])
 
-    def _homopolymer(self, states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Bool (B,): the state is c^n for its first token c (true for the empty string too)."""
-        first = states[:, :1]
-        return ((states == first) | (self._pos >= lengths[:, None])).all(-1)
-
-    def forward_mask(self, states: torch.Tensor) -> torch.Tensor:
-        full = (self.lengths(states) == self.L)[:, None]
-        return torch.cat([~full.expand(-1, 2 * self.K), full], dim=1)
+    def _homopolymer(self, states: torch.Tensor, lengths: torch.Tensor | int) -> torch.Tensor:
+        """Bool (B,): the state is c^n for its first token c (true for the empty string too: its first 'token' is
+        the pad, which fills all L >= 0 places; a non-empty string holds at most n copies of its first token)."""
+        return (states == states[:, :1]).sum(-1) >= lengths
 
     def backward_mask(self, states: torch.Tensor) -> torch.Tensor:
         return (self.lengths(states) > 0)[:, None].expand(-1, 2)
 
-    def _forward_duplicates(self, states: torch.Tensor) -> torch.Tensor:
+    def _forward_duplicates(self, states: torch.Tensor, lengths: torch.Tensor | int | None = None) -> torch.Tensor:
         """Bool (B, K): append(c) gives the same child as prepend(c) (state is empty or c^n)."""
-        lengths = self.lengths(states)
-        homo = self._homopolymer(states, lengths)
-        same_token = states[:, :1] == torch.arange(self.K)
-        growing = (lengths < self.L)[:, None]  # full states only stop: nothing to merge (and no -inf pairs)
-        return growing & ((lengths == 0)[:, None] | (homo[:, None] & same_token))
+        lengths = self.lengths(states) if lengths is None else lengths
+        # full states only stop: nothing to merge (and no -inf pairs)
+        merging = self._homopolymer(states, lengths) & (lengths < self.L)
+        return self._first_token_duplicates[states[:, 0]] & merging[:, None]
 
-    def merge_forward(self, states: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        logits = logits.masked_fill(~self.forward_mask(states), NEG_INF)
-        dup = self._forward_duplicates(states)
+    def merge_forward(self, states: torch.Tensor, logits: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        lengths = self._lengths(states, depth)
+        logits = self._mask_logits(logits, lengths)
+        if isinstance(lengths, int) and lengths == self.L:
+            return logits  # full strings only stop: nothing to merge
+        dup = self._forward_duplicates(states, lengths)
         pre, app, stop = logits[:, : self.K], logits[:, self.K: 2 * self.K], logits[:, 2 * self.K:]
         pre = torch.where(dup, torch.logaddexp(pre, app), pre)
         app = app.masked_fill(dup, NEG_INF)
         return torch.cat([pre, app, stop], dim=1)
 
-    def merge_backward(self, states: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        logits = logits.masked_fill(~self.backward_mask(states), NEG_INF)
-        lengths = self.lengths(states)
+    def merge_backward(self, states: torch.Tensor, logits: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        lengths = self._lengths(states, depth)
+        if isinstance(lengths, int):
+            logits = logits if lengths > 0 else torch.full_like(logits, NEG_INF)
+        else:
+            logits = logits.masked_fill(~(lengths > 0)[:, None], NEG_INF)
         dup = self._homopolymer(states, lengths) & (lengths > 0)
         first = torch.where(dup, torch.logaddexp(logits[:, 0], logits[:, 1]), logits[:, 0])
         last = logits[:, 1].masked_fill(dup, NEG_INF)
         return torch.stack([first, last], dim=1)
 
-    def step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        lengths = self.lengths(states)
+    def step(self, states: torch.Tensor, actions: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        lengths = self._lengths(states, depth)
         tokens = actions % self.K
         prepended = torch.cat([tokens[:, None], states[:, :-1]], dim=1)
         appended = self._append(states, tokens, lengths)
         child = torch.where((actions < self.K)[:, None], prepended, appended)
         return torch.where((actions == self.stop)[:, None], states, child)
 
-    def back_step(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        lengths = self.lengths(states)
+    def back_step(self, states: torch.Tensor, actions: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        lengths = self._lengths(states, depth)
         dropped_first = torch.cat([states[:, 1:], torch.full_like(states[:, :1], self.K)], dim=1)
         return torch.where((actions == 0)[:, None], dropped_first, self._delete_last(states, lengths))
 
