@@ -129,6 +129,8 @@ class AcceptanceStats:
 class MCMC(BaseTrainer):
     """``batch_size`` parallel Metropolis-Hastings chains at the run's fixed beta."""
 
+    variable_length = False  # point mutations keep the length
+
     def __init__(self, cfg: RunConfig, task: Task | None = None, params: MCMCParams | None = None):
         super().__init__(cfg, task)
         self.params = params or self.method_params(MCMCParams)

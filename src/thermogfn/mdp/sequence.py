@@ -1,6 +1,8 @@
-"""Fixed-length sequence MDPs: ``append`` (left to right, a tree) and ``prepend-append`` (the paper's).
+"""Sequence MDPs: ``append`` (left to right, a tree) and ``prepend-append`` (the paper's).
 
-A state is a left-aligned string padded with the token ``K`` (= vocab size); stop is forced at length L.
+A state is a left-aligned string padded with the token ``K`` (= vocab size); stop is forced at length L and, with
+``min_length`` below L (variable-length objects), allowed from length ``min_length`` on. Objects are the stopped
+states themselves: padded rows (B, L).
 """
 
 from __future__ import annotations
@@ -13,13 +15,20 @@ from thermogfn.mdp.base import MDP, NEG_INF
 
 
 class _SequenceMDP(MDP):
-    def __init__(self, vocab_size: int, length: int):
+    def __init__(self, vocab_size: int, length: int, min_length: int | None = None):
         self.K = vocab_size
         self.L = length
+        self.min_length = length if min_length is None else min_length
+        if not 1 <= self.min_length <= length:
+            raise ValueError(f"min_length must lie in 1..{length}, got {min_length}")
         self.state_dim = length
         self.max_steps = length
         self.encoding_dim = length * (vocab_size + 1)
-        self.log_n_objects = length * math.log(vocab_size)
+        if self.min_length == length:
+            self.log_n_objects = length * math.log(vocab_size)
+        else:  # log sum_{n=min}^{L} K^n, in log space (K^L overflows floats for long sequences)
+            terms = torch.arange(self.min_length, length + 1, dtype=torch.float64) * math.log(vocab_size)
+            self.log_n_objects = float(torch.logsumexp(terms, 0))
         self._pos = torch.arange(length)
         counts = [vocab_size**n for n in range(length + 1)]
         self._n_states = sum(counts)
@@ -31,6 +40,11 @@ class _SequenceMDP(MDP):
 
     def lengths(self, states: torch.Tensor) -> torch.Tensor:
         return (states != self.K).sum(-1)
+
+    def _forward_mask(self, states: torch.Tensor, n_grow: int) -> torch.Tensor:
+        """Grow (``n_grow`` actions) below length L; stop from ``min_length`` on (forced at L)."""
+        lengths = self.lengths(states)[:, None]
+        return torch.cat([(lengths < self.L).expand(-1, n_grow), lengths >= self.min_length], dim=1)
 
     def initial(self, batch: int) -> torch.Tensor:
         return torch.full((batch, self.L), self.K, dtype=torch.int64)
@@ -81,14 +95,13 @@ class AppendMDP(_SequenceMDP):
 
     name = "append"
 
-    def __init__(self, vocab_size: int, length: int):
-        super().__init__(vocab_size, length)
+    def __init__(self, vocab_size: int, length: int, min_length: int | None = None):
+        super().__init__(vocab_size, length, min_length)
         self.n_actions = vocab_size
         self.n_back = 1
 
     def forward_mask(self, states: torch.Tensor) -> torch.Tensor:
-        full = (self.lengths(states) == self.L)[:, None]
-        return torch.cat([~full.expand(-1, self.K), full], dim=1)
+        return self._forward_mask(states, self.K)
 
     def backward_mask(self, states: torch.Tensor) -> torch.Tensor:
         return (self.lengths(states) > 0)[:, None]
@@ -117,8 +130,8 @@ class PrependAppendMDP(_SequenceMDP):
 
     name = "prepend-append"
 
-    def __init__(self, vocab_size: int, length: int):
-        super().__init__(vocab_size, length)
+    def __init__(self, vocab_size: int, length: int, min_length: int | None = None):
+        super().__init__(vocab_size, length, min_length)
         self.n_actions = 2 * vocab_size
         self.n_back = 2
 
@@ -128,8 +141,7 @@ class PrependAppendMDP(_SequenceMDP):
         return ((states == first) | (self._pos >= lengths[:, None])).all(-1)
 
     def forward_mask(self, states: torch.Tensor) -> torch.Tensor:
-        full = (self.lengths(states) == self.L)[:, None]
-        return torch.cat([~full.expand(-1, 2 * self.K), full], dim=1)
+        return self._forward_mask(states, 2 * self.K)
 
     def backward_mask(self, states: torch.Tensor) -> torch.Tensor:
         return (self.lengths(states) > 0)[:, None].expand(-1, 2)
