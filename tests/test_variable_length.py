@@ -12,7 +12,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from cli_helpers import assert_clean, assert_one_line, run_cli
+from cli_helpers import FEW, assert_clean, assert_one_line, custom_reward_file, garbage, new_dir, run_cli
+from hypothesis import given
+from hypothesis import strategies as st
 from test_exact import random_model
 
 from thermogfn.config import ModelConfig, RunConfig
@@ -225,6 +227,18 @@ def test_refusals_are_one_line(reward_file, tmp_path, task, extra, needle):
     assert assert_clean(code, out, err) == "error" and needle in err, err
     assert "drop --min-length" in err or "1..4" in err
     assert not (tmp_path / "run").exists()
+
+
+@FEW
+@given(min_length=st.one_of(st.integers(-3, 9).map(str), garbage))
+def test_min_length_fuzz(min_length):
+    code, out, err = run_cli("train", "--task", f"{custom_reward_file}:reward", "--alphabet", "AB", "--length", "3",
+                             f"--min-length={min_length}", "--steps", "1", "--hidden", "8", "--layers", "1",
+                             "--batch-size", "2", "--replay-batch", "0", "--no-progress", "--out",
+                             str(new_dir() / "run"))
+    assert assert_clean(code, out, err) in ("ok", "usage", "error")
+    if code == 0:
+        assert 1 <= int(min_length) <= 3
 
 
 def test_task_object_and_config_must_agree(tmp_path):
