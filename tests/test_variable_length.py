@@ -62,6 +62,19 @@ def test_index_by_length_then_lexicographic_as_the_mdp_enumerates():
     assert torch.equal(task.table(), torch.from_numpy(peptide(strings)))
 
 
+@pytest.mark.parametrize("k,length,lo", [(1, 4, 2), (2, 5, 1), (4, 3, 2), (5, 2, 1), (3, 3, 3)])
+def test_index_is_a_bijection_in_mdp_order(k, length, lo):
+    task = CustomTask(lambda s: np.ones(len(s)), "ABCDE"[:k], length, min_length=lo)
+    assert task.n_objects == sum(k**n for n in range(lo, length + 1))
+    x = task.all_objects()
+    assert torch.equal(task.object_index(x), torch.arange(task.n_objects))
+    assert torch.equal(task.encode(task.decode(x)), x)
+    mdp = make_mdp("prepend-append", k, length, min_length=lo)
+    stops = torch.cat(mdp.states_by_level()[lo:])
+    assert torch.equal(mdp.terminal_object(stops), x)
+    assert mdp.forward_mask(stops)[:, mdp.stop].all()
+
+
 def test_a_fixed_length_task_is_unchanged():
     fixed, same = CustomTask(peptide, "AKR", 4), CustomTask(peptide, "AKR", 4, min_length=4)
     assert not same.variable_length and same.n_objects == fixed.n_objects == 81
