@@ -17,14 +17,16 @@ class TableTask(Task):
 
     ``spread`` is the standard deviation of log r, so the target R**beta gets peaked as beta grows.
     Usable with the sequence MDPs and, since objects are just integer vectors, with the hypergrid MDP
-    (``vocab_size`` = height, ``length`` = ndim).
+    (``vocab_size`` = height, ``length`` = ndim). ``min_length`` makes it a variable-length task (lengths
+    ``min_length..length``, sequence MDPs only).
     """
 
     mdp_kinds = ("prepend-append", "append", "hypergrid")
 
-    def __init__(self, vocab_size: int = 3, length: int = 4, seed: int = 0, spread: float = 1.0) -> None:
-        self.name = f"table{vocab_size}x{length}"
-        self.vocab_size, self.length = vocab_size, length
+    def __init__(self, vocab_size: int = 3, length: int = 4, seed: int = 0, spread: float = 1.0,
+                 min_length: int | None = None) -> None:
+        self.name = f"table{vocab_size}x{length}" + (f"min{min_length}" if min_length is not None else "")
+        self.vocab_size, self.length, self.min_length = vocab_size, length, min_length
         self.alphabet = "ABCDEFGH"[:vocab_size]
         self.shaping = Shaping()
         self.defaults = TaskDefaults(hidden=32, eps=0.05, rounds=300, lr=1e-3)
@@ -41,7 +43,7 @@ class TableTask(Task):
         return objects_to_strings(x, self.alphabet)
 
     def encode(self, strings: list[str]) -> torch.Tensor:
-        return strings_to_objects(strings, self.alphabet, self.length)
+        return strings_to_objects(strings, self.alphabet, self.length, self.min_length)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -54,7 +56,7 @@ def _one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def make_table_task() -> Callable[..., TableTask]:
-    """Factory: ``make_table_task(vocab_size=3, length=4, seed=0, spread=1.0)``."""
+    """Factory: ``make_table_task(vocab_size=3, length=4, seed=0, spread=1.0, min_length=None)``."""
     return TableTask
 
 

@@ -34,15 +34,17 @@ from thermogfn.sampling import forward_rollout
 
 BETAS = (0.5, 2.0, 30.0)
 TOL = 1e-12
-# (mdp kind, vocab/height, length/ndim, conditioning, learned P_B)
-SETUPS = [("prepend-append", 2, 3, "logit", False), ("prepend-append", 2, 3, "logit+layer", True),
-          ("append", 2, 3, "logit", False), ("hypergrid", 3, 2, "logit+layer", True)]
-IDS = [f"{m}-{c}{'-pb' if pb else ''}" for m, _, _, c, pb in SETUPS]
+# (mdp kind, vocab/height, length/ndim, conditioning, learned P_B, min_length (None: fixed length))
+SETUPS = [("prepend-append", 2, 3, "logit", False, None), ("prepend-append", 2, 3, "logit+layer", True, None),
+          ("append", 2, 3, "logit", False, None), ("hypergrid", 3, 2, "logit+layer", True, None),
+          ("prepend-append", 2, 3, "logit+layer", True, 1), ("append", 2, 3, "logit", False, 2)]
+IDS = [f"{m}-{c}{'-pb' if pb else ''}{f'-min{lo}' if lo else ''}" for m, _, _, c, pb, lo in SETUPS]
 
 
-def setup(make_table_task, kind: str, vocab: int, length: int, conditioning: str, learn_pb: bool, beta: float):
-    task = make_table_task(vocab, length, seed=1, spread=1.0)
-    mdp = make_mdp(kind, vocab, length)
+def setup(make_table_task, kind: str, vocab: int, length: int, conditioning: str, learn_pb: bool,
+          min_length: int | None, beta: float):
+    task = make_table_task(vocab, length, seed=1, spread=1.0, min_length=min_length)
+    mdp = make_mdp(kind, vocab, length, min_length)
     model = random_model(mdp, conditioning, "positive", seed=2, learn_pb=learn_pb, beta=2.0)
     if learn_pb:
         with torch.no_grad():
@@ -135,10 +137,10 @@ def test_kernels_keep_pi(make_table_task, spec, beta: float) -> None:
     # K >= the longest path: regrowing from s0 is the independent proposal
     assert torch.allclose(move_matrix(paths, full), ind, atol=TOL, rtol=0)
     # irreducible: some power of the 1-step back-and-forth kernel is positive everywhere on prepend-append, not on
-    # append (a tree: K < L never changes the first L - K letters) nor on the hypergrid (a cut at n - K > 0 must
-    # regrow exactly K moves, so the path length never changes); the mixture always is
+    # append (a tree: K < L never changes the first L - K letters) nor on the hypergrid or with variable lengths (a
+    # cut at n - K > 0 must regrow exactly K moves, so the path length never changes); the mixture always is
     power = torch.linalg.matrix_power(back_and_forth_matrix(paths, 1), 4 * full)
-    assert bool((power > 0).all()) == (mdp.name == "prepend-append")
+    assert bool((power > 0).all()) == (mdp.name == "prepend-append" and spec[-1] is None)
     assert (torch.linalg.matrix_power(0.3 * ind + 0.7 * back_and_forth_matrix(paths, 1), 4) > 0).all()
 
 

@@ -19,6 +19,9 @@ MDPS = {
     "pa2x3": lambda: PrependAppendMDP(2, 3),
     "pa3x4": lambda: PrependAppendMDP(3, 4),
     "append3x3": lambda: AppendMDP(3, 3),
+    "pa2x3min1": lambda: PrependAppendMDP(2, 3, min_length=1),
+    "pa3x4min2": lambda: PrependAppendMDP(3, 4, min_length=2),
+    "append3x3min2": lambda: AppendMDP(3, 3, min_length=2),
     "grid3x2": lambda: HypergridMDP(3, 2),
     "grid4x3": lambda: HypergridMDP(4, 3),
 }
@@ -98,10 +101,12 @@ def test_stop_is_identity_and_only_at_terminal_states(mdp: MDP) -> None:
     if isinstance(mdp, HypergridMDP):
         assert can_stop.all()
     else:
-        full = mdp.lengths(states) == mdp.L
-        assert torch.equal(can_stop, full)
-        # a full string can only stop
+        lengths = mdp.lengths(states)
+        assert torch.equal(can_stop, lengths >= mdp.min_length)  # from min_length on (only at L: fixed length)
+        full = lengths == mdp.L
+        # a full string can only stop; shorter ones can grow
         assert not mdp.forward_mask(states[full])[:, : mdp.stop].any()
+        assert mdp.forward_mask(states[~full])[:, : mdp.stop].any(-1).all()
     assert torch.equal(mdp.terminal_state(mdp.terminal_object(states[can_stop])), states[can_stop])
 
 
@@ -278,3 +283,31 @@ def test_encode_shapes(mdp: MDP) -> None:
     assert enc.shape == (states.shape[0], mdp.encoding_dim) and enc.dtype == torch.float32
     # injective on states
     assert len({tuple(r.tolist()) for r in enc}) == states.shape[0]
+
+
+@pytest.mark.parametrize("kind", ["prepend-append", "append"])
+def test_variable_length_masks_at_min_and_max(kind: str) -> None:
+    """Lengths 2..4 over 3 letters: no stop below 2; stop or grow at 2 and 3; only stop at 4. Objects are the
+    padded states; the space holds 3^2 + 3^3 + 3^4 objects."""
+    mdp = make_mdp(kind, 3, 4, min_length=2)
+    fixed = make_mdp(kind, 3, 4)
+    K, grow = 3, mdp.n_actions
+    s = torch.tensor([[K, K, K, K], [0, K, K, K], [0, 1, K, K], [0, 1, 2, K], [0, 1, 2, 0]])
+    mask = mdp.forward_mask(s)
+    assert mask[:, mdp.stop].tolist() == [False, False, True, True, True]
+    assert mask[:, :grow].all(-1).tolist() == [True, True, True, True, False]
+    assert not mask[4, :grow].any()
+    # the fixed-length MDP: stop only at 4
+    assert fixed.forward_mask(s)[:, fixed.stop].tolist() == [False, False, False, False, True]
+    assert mdp.log_n_objects == pytest.approx(math.log(9 + 27 + 81))
+    assert fixed.log_n_objects == 4 * math.log(3)
+    assert torch.equal(mdp.terminal_object(s[2:]), s[2:]) and torch.equal(mdp.terminal_state(s[2:]), s[2:])
+    # merged logits at a state of length min..L-1 keep the stop
+    merged = mdp.merge_forward(s, torch.zeros(5, mdp.n_forward))
+    assert torch.isfinite(merged[:, mdp.stop]).tolist() == [False, False, True, True, True]
+
+
+def test_min_length_out_of_range() -> None:
+    for bad in (0, 5, -1):
+        with pytest.raises(ValueError, match="min_length"):
+            PrependAppendMDP(3, 4, min_length=bad)

@@ -70,7 +70,10 @@ def cli() -> None:
               help="Task data folder (default: $THERMOGFN_DATA_DIR, else ../shared/data, else the per-user data folder;"
                    " `thermogfn data list` shows where each task looks)")
 @click.option("--alphabet", default=None, help="Custom tasks: the sequence alphabet, e.g. ACGT")
-@click.option("--length", type=int, default=None, help="Custom tasks: the sequence length")
+@click.option("--length", type=int, default=None,
+              help="Custom tasks: the sequence length (the longest, with --min-length)")
+@click.option("--min-length", type=int, default=None,
+              help="Custom and RNA tasks: also allow shorter sequences, from this length up to the length")
 @click.option("--reward-min", type=float, default=None, help="Custom tasks: floor raw rewards at this value")
 @click.option("--reward-timeout", type=float, default=None, help="Custom tasks: seconds one reward call may take")
 @click.option("--ndim", type=int, default=None, help=f"Hypergrid: dimensions (default {HYPERGRID_DEFAULTS['ndim']})")

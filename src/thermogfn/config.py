@@ -68,6 +68,7 @@ class RunConfig:
     data_dir: str | None = None  # resolved to the task's data folder (None for tasks without data)
     alphabet: str | None = None  # custom tasks
     length: int | None = None  # custom tasks
+    min_length: int | None = None  # custom and RNA tasks: objects of every length min_length..length (None: fixed)
     reward_min: float | None = None  # custom tasks: floor raw rewards at this value (default: reject <= 0)
     reward_timeout: float | None = None  # custom tasks: seconds one call of the reward function may take
     ndim: int | None = None  # hypergrid (default 4)
@@ -181,11 +182,15 @@ def resolve(cfg: RunConfig, task: Task) -> RunConfig:
         cfg = dataclasses.replace(cfg, task=f"{Path(spec).expanduser().resolve()}:{function}")
     grid = ({key: getattr(task, key) for key in HYPERGRID_DEFAULTS} if task.name == "hypergrid"
             else dict.fromkeys(HYPERGRID_DEFAULTS))
+    if cfg.min_length is not None and cfg.min_length != task.min_length:
+        raise ThermoGFNError(f"--min-length {cfg.min_length} does not match the task object's min_length "
+                             f"{task.min_length}; build the task with min_length={cfg.min_length}")
     out = dataclasses.replace(
         cfg, model=model, mdp=cfg.mdp or task.mdp_kinds[0], steps=cfg.steps if cfg.steps is not None else d.rounds,
         eps=cfg.eps if cfg.eps is not None else d.eps, lr=cfg.lr if cfg.lr is not None else d.lr,
         beta_explore=cfg.beta_explore or cfg.beta_train,
-        data_dir=str(data_path) if data_path is not None else cfg.data_dir, **grid)
+        data_dir=str(data_path) if data_path is not None else cfg.data_dir,
+        min_length=task.min_length if task.variable_length else None, **grid)  # None: one length
     if out.mdp not in task.mdp_kinds:
         raise ThermoGFNError(f"task {task.name} uses MDP {' or '.join(task.mdp_kinds)}, not {out.mdp!r}")
     _check_choice("objective", out.objective, OBJECTIVES)

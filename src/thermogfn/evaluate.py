@@ -218,7 +218,7 @@ def evaluate(loaded: LoadedRun, betas: list[float], exact: bool | None = None, s
     can_exact = exact_enumerable(mdp, task)
     if exact and not can_exact:
         raise ThermoGFNError(f"exact evaluation needs an enumerable space with a full reward table; task "
-                             f"{task.name} has {task.vocab_size}**{task.length} objects. Drop --exact (sample metrics "
+                             f"{task.name} has {task.space_text()} objects. Drop --exact (sample metrics "
                              "still run)")
     do_exact = can_exact if exact is None else exact
     counter = task.mode_counter()

@@ -22,7 +22,7 @@ from thermogfn.trainer import BaseTrainer, RoundStats
 
 def build_model(cfg: RunConfig, task: Task) -> GFlowNetModel:
     """The model a resolved config describes, initialised from the config's seed."""
-    mdp: MDP = make_mdp(cfg.mdp, task.vocab_size, task.length)
+    mdp: MDP = make_mdp(cfg.mdp, task.vocab_size, task.length, task.min_length)
     lo1, hi1 = cfg.train_prior.support()
     lo2, hi2 = cfg.explore_prior.support()
     torch.manual_seed(cfg.seed)

@@ -53,6 +53,8 @@ class SAParams:
 class SimulatedAnnealing(BaseTrainer):
     """``batch_size`` parallel annealed Metropolis chains with best-so-far tracking and optional restarts."""
 
+    variable_length = False  # point mutations keep the length
+
     def __init__(self, cfg: RunConfig, task: Task | None = None, params: SAParams | None = None):
         super().__init__(cfg, task)
         self.params = params or self.method_params(SAParams)

@@ -17,7 +17,8 @@ every proposal, accepted or not, since those are what the reward was called on. 
 distribution approaches ``R**beta / Z`` after burn-in, are :meth:`MCMC.chains`.
 
 All randomness comes from ``self.generator``; the chains and counters are checkpointed, so a resumed run is
-bit-identical to an uninterrupted one.
+bit-identical to an uninterrupted one. Point mutations keep a sequence's length, so ``mcmc`` (and ``sa``) refuse
+variable-length tasks (``--min-length``).
 """
 
 from __future__ import annotations
@@ -128,6 +129,8 @@ class AcceptanceStats:
 # ---------------------------------------------------------------------------------------------- the method
 class MCMC(BaseTrainer):
     """``batch_size`` parallel Metropolis-Hastings chains at the run's fixed beta."""
+
+    variable_length = False  # point mutations keep the length
 
     def __init__(self, cfg: RunConfig, task: Task | None = None, params: MCMCParams | None = None):
         super().__init__(cfg, task)

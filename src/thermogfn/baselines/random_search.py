@@ -1,10 +1,9 @@
-"""``random``: uniformly random objects, ``batch_size`` reward calls per round. The floor every method must beat."""
+"""``random``: uniformly random objects (over every allowed length), ``batch_size`` reward calls per round. The
+floor every method must beat."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import torch
 
 from thermogfn.trainer import BaseTrainer, RoundStats
 
@@ -13,7 +12,7 @@ class RandomSearch(BaseTrainer):
     """Draws ``batch_size`` objects uniformly at random each round."""
 
     def train_round(self) -> RoundStats:
-        x = torch.randint(self.task.vocab_size, (self.cfg.batch_size, self.task.length), generator=self.generator)
+        x = self.task.uniform_objects(self.cfg.batch_size, self.generator)
         raw, _ = self.evaluate_samples(x)
         self.step += 1
         return RoundStats(float("nan"), None, float(raw.mean()))

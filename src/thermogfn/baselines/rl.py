@@ -28,7 +28,7 @@ from thermogfn.trainer import BaseTrainer
 
 
 def build_mdp(mdp_kind: str, task: Task) -> MDP:
-    return make_mdp(mdp_kind, task.vocab_size, task.length)
+    return make_mdp(mdp_kind, task.vocab_size, task.length, task.min_length)
 
 
 def network(mdp: MDP, hidden: int, layers: int, out: int, last_std: float | None = None) -> nn.Sequential:

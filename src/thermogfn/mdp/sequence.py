@@ -1,6 +1,8 @@
-"""Fixed-length sequence MDPs: ``append`` (left to right, a tree) and ``prepend-append`` (the paper's).
+"""Sequence MDPs: ``append`` (left to right, a tree) and ``prepend-append`` (the paper's).
 
-A state is a left-aligned string padded with the token ``K`` (= vocab size); stop is forced at length L.
+A state is a left-aligned string padded with the token ``K`` (= vocab size); stop is forced at length L and, with
+``min_length`` below L (variable-length objects), allowed from length ``min_length`` on. Objects are the stopped
+states themselves: padded rows (B, L).
 """
 
 from __future__ import annotations
@@ -13,14 +15,21 @@ from thermogfn.mdp.base import MDP, NEG_INF
 
 
 class _SequenceMDP(MDP):
-    def __init__(self, vocab_size: int, length: int):
+    def __init__(self, vocab_size: int, length: int, min_length: int | None = None):
         self.K = vocab_size
         self.L = length
+        self.min_length = length if min_length is None else min_length
+        if not 1 <= self.min_length <= length:
+            raise ValueError(f"min_length must lie in 1..{length}, got {min_length}")
         self.state_dim = length
         self.max_steps = length
         self.encoding_dim = length * (vocab_size + 1)
-        self.log_n_objects = length * math.log(vocab_size)
-        self.fixed_length = True
+        if self.min_length == length:
+            self.log_n_objects = length * math.log(vocab_size)
+        else:  # log sum_{n=min}^{L} K^n, in log space (K^L overflows floats for long sequences)
+            terms = torch.arange(self.min_length, length + 1, dtype=torch.float64) * math.log(vocab_size)
+            self.log_n_objects = float(torch.logsumexp(terms, 0))
+        self.fixed_length = self.min_length == length  # no early stops: rollouts skip bookkeeping
         self._pos = torch.arange(length)
         self._one_hot = torch.eye(vocab_size + 1)
         self._at = torch.eye(length + 1, length, dtype=torch.bool)  # row l: position l (none for l = L)
@@ -32,19 +41,19 @@ class _SequenceMDP(MDP):
             counts_t = torch.tensor(counts, dtype=torch.int64)
             self._offsets = torch.cat([torch.zeros(1, dtype=torch.int64), counts_t.cumsum(0)[:-1]])
 
-    def _forward_tables(self, n_actions: int) -> None:
-        """Allowed forward actions (stop last) depend only on whether the string is full: row 0 growing, row 1
-        full; ``_invalid_forward`` is their complement (for masking logits in one indexing op)."""
-        grow = torch.cat([torch.ones(n_actions, dtype=torch.bool), torch.zeros(1, dtype=torch.bool)])
-        self._forward_allowed = torch.stack([grow, ~grow])
+    def _forward_tables(self, n_grow: int) -> None:
+        """Allowed forward actions depend only on the length l: grow (``n_grow`` actions) below L, stop (last)
+        from ``min_length`` on (forced at L). Row l of ``_forward_allowed``; ``_invalid_forward`` is the
+        complement, for masking logits in one indexing op."""
+        lengths = torch.arange(self.L + 1)[:, None]
+        self._forward_allowed = torch.cat([(lengths < self.L).expand(-1, n_grow), lengths >= self.min_length], 1)
         self._invalid_forward = ~self._forward_allowed
 
     def forward_mask(self, states: torch.Tensor) -> torch.Tensor:
-        return self._forward_allowed[(self.lengths(states) == self.L).long()]
+        return self._forward_allowed[self.lengths(states)]
 
     def _mask_logits(self, logits: torch.Tensor, lengths: torch.Tensor | int) -> torch.Tensor:
-        full = int(lengths == self.L) if isinstance(lengths, int) else (lengths == self.L).long()
-        return logits.masked_fill(self._invalid_forward[full], NEG_INF)
+        return logits.masked_fill(self._invalid_forward[lengths], NEG_INF)
 
     def merge_forward(self, states: torch.Tensor, logits: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         return self._mask_logits(logits, self._lengths(states, depth))
@@ -105,8 +114,8 @@ class AppendMDP(_SequenceMDP):
 
     name = "append"
 
-    def __init__(self, vocab_size: int, length: int):
-        super().__init__(vocab_size, length)
+    def __init__(self, vocab_size: int, length: int, min_length: int | None = None):
+        super().__init__(vocab_size, length, min_length)
         self.n_actions = vocab_size
         self.n_back = 1
         self._forward_tables(self.n_actions)
@@ -138,8 +147,8 @@ class PrependAppendMDP(_SequenceMDP):
 
     name = "prepend-append"
 
-    def __init__(self, vocab_size: int, length: int):
-        super().__init__(vocab_size, length)
+    def __init__(self, vocab_size: int, length: int, min_length: int | None = None):
+        super().__init__(vocab_size, length, min_length)
         self.n_actions = 2 * vocab_size
         self.n_back = 2
         self._forward_tables(self.n_actions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -38,6 +39,26 @@ class Shaping:
 
 
 INDEX_LIMIT = 2**62  # spaces at least this large key objects by their tokens instead of an int64 index
+
+
+@functools.lru_cache(maxsize=64)
+def count_objects(vocab_size: int, length: int, min_length: int | None = None) -> int:
+    """Number of strings over ``vocab_size`` letters of every length ``min_length..length`` (default: exactly
+    ``length``), a Python int of any size."""
+    lo = length if min_length is None else min_length
+    return sum(vocab_size**n for n in range(lo, length + 1))
+
+
+@functools.lru_cache(maxsize=64)
+def _length_offsets(vocab_size: int, length: int, min_length: int) -> torch.Tensor:
+    """int64 (length + 1,): ``offsets[n]`` = number of objects shorter than ``n`` (lengths ``min_length..``); the
+    index of a length-``n`` object is ``offsets[n]`` plus its base-K value (indexable spaces only)."""
+    offsets, total = [], 0
+    for n in range(length + 1):
+        offsets.append(total)
+        if n >= min_length:
+            total += vocab_size**n
+    return torch.tensor(offsets, dtype=torch.int64)
 
 
 def hashable_keys(keys: torch.Tensor) -> list:
@@ -90,6 +111,17 @@ def check_raw_rewards(raw: object, n: int, *, allow_nonpositive: bool, source: s
     return t.clone()  # never share memory with what the user's function may change later
 
 
+def check_min_length(min_length: object, length: int) -> None:
+    """A one-line :class:`ThermoGFNError` unless ``min_length`` is None or an integer in ``1..length``."""
+    from thermogfn.errors import ThermoGFNError
+
+    if min_length is None:
+        return
+    if isinstance(min_length, bool) or not isinstance(min_length, int) or not 1 <= min_length <= length:
+        raise ThermoGFNError(f"--min-length must be an integer in 1..{length} (the length; the empty sequence is "
+                             f"no object), got {min_length!r}")
+
+
 @dataclass
 class TaskDefaults:
     """Hyper-parameters a task prefers (the paper's, for the paper's tasks)."""
@@ -103,9 +135,11 @@ class TaskDefaults:
 
 
 class Task(ABC):
-    """A reward over fixed-length integer vectors ``x`` in ``{0..vocab_size-1}^length``.
+    """A reward over integer vectors ``x`` in ``{0..vocab_size-1}^length``.
 
-    Sequence tasks use the string MDPs; ``hypergrid`` uses its own (``mdp_kinds`` says which).
+    Sequence tasks use the string MDPs; ``hypergrid`` uses its own (``mdp_kinds`` says which). Tasks whose reward
+    scores any length may also hold shorter objects (:attr:`min_length` below ``length``): an object is then a
+    row of ``length`` tokens, left-aligned and padded with the token :attr:`pad` (= ``vocab_size``).
     """
 
     name: str
@@ -125,9 +159,42 @@ class Task(ABC):
         return self.shaping.log_reward(self.raw_reward(x))
 
     @property
+    def min_length(self) -> int:
+        """The shortest object: objects have every length ``min_length..length`` (default ``length``: fixed)."""
+        value = getattr(self, "_min_length", None)
+        return self.length if value is None else value
+
+    @min_length.setter
+    def min_length(self, value: int | None) -> None:
+        self._min_length = value
+
+    @property
+    def variable_length(self) -> bool:
+        """Whether objects shorter than ``length`` exist (padded with :attr:`pad`)."""
+        return self.min_length < self.length
+
+    @property
+    def pad(self) -> int:
+        """The token that pads objects shorter than ``length`` (the sequence MDPs' empty position)."""
+        return self.vocab_size
+
+    def lengths(self, x: torch.Tensor) -> torch.Tensor:
+        """Length of each object (B,): its tokens before the padding."""
+        if not self.variable_length:
+            return torch.full((x.shape[0],), self.length, dtype=torch.int64)
+        return (x != self.pad).sum(-1)
+
+    @property
     def n_objects(self) -> int:
-        """Size of the space (a Python int of any size)."""
-        return self.vocab_size**self.length
+        """Size of the space (a Python int of any size): ``sum of K**n for n in min_length..length``."""
+        if not self.variable_length:
+            return self.vocab_size**self.length
+        return count_objects(self.vocab_size, self.length, self.min_length)
+
+    def space_text(self) -> str:
+        """The space in words for messages, e.g. ``4**8`` or ``4**3 + ... + 4**8``."""
+        k, lo, hi = self.vocab_size, self.min_length, self.length
+        return f"{k}**{hi}" if lo == hi else f"{k}**{lo} + ... + {k}**{hi}"
 
     @property
     def indexable(self) -> bool:
@@ -139,7 +206,8 @@ class Task(ABC):
         """dtype of :meth:`object_keys`: int64 indices, or the smallest integer type holding the tokens."""
         if self.indexable:
             return torch.int64
-        return torch.uint8 if self.vocab_size <= 256 else torch.int16 if self.vocab_size <= 2**15 else torch.int32
+        tokens = self.vocab_size + int(self.variable_length)  # the pad token too
+        return torch.uint8 if tokens <= 256 else torch.int16 if tokens <= 2**15 else torch.int32
 
     def object_keys(self, x: torch.Tensor) -> torch.Tensor:
         """A key per object: the index (B,) where :attr:`indexable`, else the tokens (B, length) as ``key_dtype``."""
@@ -160,18 +228,49 @@ class Task(ABC):
 
     def _index_weights(self) -> torch.Tensor:
         if not self.indexable:
-            raise ValueError(f"task {self.name} has {self.vocab_size}**{self.length} objects, too many for int64 "
-                             "indices; use object_keys")
+            raise ValueError(f"task {self.name} has {self.space_text()} objects, too many for int64 indices; use "
+                             "object_keys")
         return self.vocab_size ** torch.arange(self.length - 1, -1, -1, dtype=torch.int64)
 
     def object_index(self, x: torch.Tensor) -> torch.Tensor:
-        """Lexicographic index of each object (mixed radix, first position most significant); indexable tasks only."""
-        return (x.to(torch.int64) * self._index_weights()).sum(-1)
+        """Index of each object: by length (shortest first), then lexicographic (mixed radix, first position most
+        significant); with a fixed length, the lexicographic index. Indexable tasks only."""
+        if not self.variable_length:
+            return (x.to(torch.int64) * self._index_weights()).sum(-1)
+        powers = self._index_weights().flip(0)  # K**0 .. K**(L-1)
+        x = x.to(torch.int64)
+        lengths = (x != self.pad).sum(-1)
+        pos = torch.arange(self.length)
+        exps = (lengths[:, None] - 1 - pos).clamp_min(0)
+        weights = torch.where(pos < lengths[:, None], powers[exps], 0)
+        offsets = _length_offsets(self.vocab_size, self.length, self.min_length)
+        return offsets[lengths] + (x.clamp_max(self.vocab_size - 1) * weights).sum(-1)
 
     def objects_from_index(self, index: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`object_index`."""
         weights = self._index_weights()
-        return (index.to(torch.int64)[:, None] // weights) % self.vocab_size
+        index = index.to(torch.int64)
+        if not self.variable_length:
+            return (index[:, None] // weights) % self.vocab_size
+        offsets = _length_offsets(self.vocab_size, self.length, self.min_length)
+        starts = offsets[self.min_length:].contiguous()
+        lengths = self.min_length + torch.searchsorted(starts, index, right=True) - 1
+        value = index - offsets[lengths]
+        pos = torch.arange(self.length)
+        exps = (lengths[:, None] - 1 - pos).clamp_min(0)
+        digits = (value[:, None] // weights.flip(0)[exps]) % self.vocab_size
+        return torch.where(pos < lengths[:, None], digits, self.pad)
+
+    def uniform_objects(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` objects drawn uniformly from the whole space (a length ``l`` with probability proportional to
+        ``K**l``, then uniform tokens)."""
+        x = torch.randint(self.vocab_size, (n, self.length), generator=generator)
+        if not self.variable_length:
+            return x
+        lengths = torch.arange(self.min_length, self.length + 1)
+        weights = torch.softmax(lengths.double() * math.log(self.vocab_size), 0)
+        drawn = lengths[torch.multinomial(weights, n, replacement=True, generator=generator)]
+        return torch.where(torch.arange(self.length) < drawn[:, None], x, self.pad)
 
     def all_objects(self) -> torch.Tensor:
         """Every object, in index order (only for enumerable tasks)."""
@@ -206,9 +305,12 @@ class Task(ABC):
 
     def diversity(self, x: torch.Tensor) -> float:
         """Mean pairwise distance among the objects ``x`` over unordered pairs (``self.distance`` by default;
-        molecule tasks use ``1 - Tanimoto``)."""
+        molecule tasks use ``1 - Tanimoto``; objects of variable length the Levenshtein distance of their
+        unpadded strings)."""
         from thermogfn.metrics import mean_pairwise_distance
 
+        if self.variable_length:
+            return mean_pairwise_distance(x, "levenshtein", self.lengths(x))
         return mean_pairwise_distance(x, self.distance)  # type: ignore[arg-type]
 
     @abstractmethod
@@ -221,10 +323,11 @@ class Task(ABC):
 
 
 def objects_to_strings(x: torch.Tensor, alphabet: str) -> list[str]:
-    """Integer objects (B, L) to strings over ``alphabet`` (vectorised, no per-sample loop)."""
+    """Integer objects (B, L) to strings over ``alphabet`` (vectorised, no per-sample loop). The pad token
+    ``len(alphabet)`` of shorter (left-aligned) objects is dropped."""
     import numpy as np
 
-    chars = np.array(list(alphabet), dtype="<U1")
+    chars = np.array([*alphabet, "\x00"], dtype="<U1")  # numpy strings drop trailing NULs: the padding
     codes = x.detach().to("cpu", torch.int64).numpy()
     if codes.ndim != 2:
         raise ValueError(f"expected objects of shape (B, L), got {tuple(codes.shape)}")
@@ -238,11 +341,14 @@ def _short(s: str, limit: int = 60) -> str:
     return repr(s) if len(s) <= limit else repr(s[:limit]) + f"... ({len(s)} characters)"
 
 
-def strings_to_objects(strings: list[str], alphabet: str, length: int) -> torch.Tensor:
-    """Strings over ``alphabet`` of exactly ``length`` characters to a LongTensor (B, length).
+def strings_to_objects(strings: list[str], alphabet: str, length: int, min_length: int | None = None) -> torch.Tensor:
+    """Strings over ``alphabet`` of exactly ``length`` characters (or, with ``min_length``, of ``min_length`` to
+    ``length``: shorter ones left-aligned and padded with ``len(alphabet)``) to a LongTensor (B, length).
 
     Raises :class:`ThermoGFNError` naming the allowed alphabet/length for any bad string.
     """
+    if min_length is not None and min_length < length:
+        return _strings_to_padded(strings, alphabet, length, min_length)
     import numpy as np
 
     from thermogfn.errors import ThermoGFNError
@@ -275,3 +381,39 @@ def strings_to_objects(strings: list[str], alphabet: str, length: int) -> torch.
         raise ThermoGFNError(f"sequence {_short(s)} has characters outside the alphabet {alphabet!r} "
                              f"(length {length}); use only those")
     return torch.from_numpy(codes)
+
+
+def _strings_to_padded(strings: list[str], alphabet: str, length: int, min_length: int) -> torch.Tensor:
+    """:func:`strings_to_objects` for lengths ``min_length..length``."""
+    import numpy as np
+
+    from thermogfn.errors import ThermoGFNError
+
+    if isinstance(strings, str):
+        strings = [strings]
+    strings = list(strings)
+    pad = len(alphabet)
+    if not strings:
+        return torch.zeros(0, length, dtype=torch.int64)
+    bad_type = next((s for s in strings if not isinstance(s, str)), None)
+    if bad_type is not None:
+        raise ThermoGFNError(f"expected strings over {alphabet!r}, got {type(bad_type).__name__} "
+                             f"{repr(bad_type)[:60]}")
+    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
+    wrong = (lengths < min_length) | (lengths > length)
+    if wrong.any():
+        s = strings[int(np.argmax(wrong))]
+        raise ThermoGFNError(f"sequence {_short(s)} has length {len(s)}; sequences must have {min_length} to "
+                             f"{length} characters from {alphabet!r}")
+    arr = np.array(strings, dtype=f"<U{length}")  # shorter strings are NUL-filled: masked below by their length
+    cp = np.ascontiguousarray(arr).view(np.uint32).reshape(len(strings), length).astype(np.int64)
+    lookup = np.full(max(ord(c) for c in alphabet) + 1, -1, dtype=np.int64)
+    lookup[[ord(c) for c in alphabet]] = np.arange(len(alphabet))
+    codes = lookup[np.minimum(cp, len(lookup) - 1)]
+    codes[cp >= len(lookup)] = -1
+    inside = np.arange(length)[None, :] < lengths[:, None]
+    if ((codes < 0) & inside).any():
+        s = strings[int(np.argmax(((codes < 0) & inside).any(1)))]
+        raise ThermoGFNError(f"sequence {_short(s)} has characters outside the alphabet {alphabet!r} "
+                             f"(length {min_length} to {length}); use only those")
+    return torch.from_numpy(np.where(inside, codes, pad))

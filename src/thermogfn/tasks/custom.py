@@ -20,6 +20,7 @@ from thermogfn.tasks.base import (
     Shaping,
     Task,
     TaskDefaults,
+    check_min_length,
     check_raw_rewards,
     objects_to_strings,
     strings_to_objects,
@@ -73,7 +74,8 @@ def _call_with_timeout(fn: RewardFn, strings: list[str], timeout: float | None) 
 
 
 class CustomTask(Task):
-    """Sequences of ``length`` characters over ``alphabet`` scored by ``fn(list[str]) -> rewards``.
+    """Sequences of ``length`` characters over ``alphabet`` scored by ``fn(list[str]) -> rewards``; with
+    ``min_length``, sequences of every length ``min_length..length`` (``fn`` gets the strings as they are).
 
     Shaping ``Shaping(exponent, reward_min, 0)``: identity by default, so the target is ``r**beta``. Rewards
     must be positive unless ``reward_min`` (a floor) is given. :meth:`table` enumerates the space only when
@@ -86,7 +88,7 @@ class CustomTask(Task):
 
     def __init__(self, fn: RewardFn, alphabet: str, length: int, name: str = "custom",
                  reward_min: float | None = None, exponent: float = 1.0,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, min_length: int | None = None) -> None:
         if not callable(fn):
             raise ThermoGFNError(f"reward function {name} is a {type(fn).__name__}, not callable")
         if not isinstance(alphabet, str) or len(alphabet) < 1 or len(set(alphabet)) != len(alphabet) \
@@ -98,6 +100,7 @@ class CustomTask(Task):
         if length > MAX_LENGTH:
             raise ThermoGFNError(f"--length {length} is over {MAX_LENGTH}, the longest sequence trained here (a "
                                  "trajectory holds every prefix, so memory grows as length**2); shorten --length")
+        check_min_length(min_length, length)
         if reward_min is not None and not reward_min > 0:
             raise ThermoGFNError(f"--reward-min must be > 0 (it floors rewards before the log), "
                                  f"got {reward_min}")
@@ -110,6 +113,7 @@ class CustomTask(Task):
         self.alphabet = alphabet
         self.vocab_size = len(alphabet)
         self.length = length
+        self.min_length = min_length
         self.reward_min = reward_min
         self.shaping = Shaping(float(exponent), reward_min, 0.0)
         # benchmarks/tune_defaults.py; conditioning: benchmarks/faithful_default.py
@@ -153,7 +157,7 @@ class CustomTask(Task):
         return objects_to_strings(x, self.alphabet)
 
     def encode(self, strings: list[str]) -> torch.Tensor:
-        return strings_to_objects(strings, self.alphabet, self.length)
+        return strings_to_objects(strings, self.alphabet, self.length, self.min_length)
 
 
 def load_reward_function(spec: str) -> tuple[RewardFn, str]:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 _TASK_OPTIONS = {"tfbind8": (), "qm9str": (), "sehstr": (), "hypergrid": ("ndim", "height", "r0", "r1", "r2")}
 _TASK_OPTIONS.update({f"rna{k}": ("workers",) for k in (1, 2, 3)})
 _CUSTOM_OPTIONS = ("exponent", "name", "timeout")
+VARIABLE_LENGTH_TASKS = ("rna1", "rna2", "rna3")  # named tasks whose reward scores any length (and custom rewards)
 
 
 def _check_options(task: str, given: dict, allowed: tuple[str, ...]) -> None:
@@ -24,8 +25,12 @@ def _check_options(task: str, given: dict, allowed: tuple[str, ...]) -> None:
 
 
 def make_task(name_or_spec: str, *, data_dir: str | None = None, alphabet: str | None = None,
-              length: int | None = None, reward_min: float | None = None, **kwargs) -> Task:
+              length: int | None = None, reward_min: float | None = None, min_length: int | None = None,
+              **kwargs) -> Task:
     """A task by name, or a :class:`CustomTask` for a spec with ``':'`` (needs ``alphabet``, ``length``).
+
+    ``min_length`` (custom rewards and rna1/2/3) allows every length from ``min_length`` to the length; other
+    tasks refuse it.
 
     ``kwargs`` whose value is None are ignored; hypergrid takes ``ndim``, ``height`` (and ``r0``, ``r1``,
     ``r2``), rna1/2/3 take ``workers``; custom specs take ``exponent`` and ``name``.
@@ -42,7 +47,8 @@ def make_task(name_or_spec: str, *, data_dir: str | None = None, alphabet: str |
         _check_options("custom", opts, _CUSTOM_OPTIONS)
         fn, fn_name = load_reward_function(spec)
         name = opts.pop("name", fn_name)
-        return CustomTask(fn, alphabet, int(length), name=name, reward_min=reward_min, **opts)
+        return CustomTask(fn, alphabet, int(length), name=name, reward_min=reward_min, min_length=min_length,
+                          **opts)
     key = spec.lower()
     if key not in TASKS:
         hint = f" (a reward file needs its function: {spec}:reward)" if key.endswith(".py") else ""
@@ -52,6 +58,10 @@ def make_task(name_or_spec: str, *, data_dir: str | None = None, alphabet: str |
         raise ThermoGFNError(f"--alphabet/--length/--reward-min apply only to custom rewards, "
                              f"not to task {key}")
     _check_options(key, opts, _TASK_OPTIONS[key])
+    if min_length is not None and key not in VARIABLE_LENGTH_TASKS:
+        what = "points of a fixed dimension" if key == "hypergrid" else "strings of one length (a fixed table)"
+        raise ThermoGFNError(f"--min-length applies to tasks whose reward scores any length (custom rewards, "
+                             f"{', '.join(VARIABLE_LENGTH_TASKS)}); task {key} scores {what}: drop --min-length")
     if key == "tfbind8":
         from thermogfn.tasks.tfbind8 import TFBind8Task
 
@@ -67,7 +77,7 @@ def make_task(name_or_spec: str, *, data_dir: str | None = None, alphabet: str |
     if key in ("rna1", "rna2", "rna3"):
         from thermogfn.tasks.rna import RNABindingTask
 
-        return RNABindingTask(int(key[-1]), data_dir, **opts)
+        return RNABindingTask(int(key[-1]), data_dir, min_length=min_length, **opts)
     from thermogfn.tasks.hypergrid import HypergridTask
 
     return HypergridTask(**opts)
@@ -79,4 +89,4 @@ def load_task(cfg: RunConfig) -> Task:
     if ":" in cfg.task:
         extra["timeout"] = cfg.reward_timeout
     return make_task(cfg.task, data_dir=cfg.data_dir, alphabet=cfg.alphabet, length=cfg.length,
-                     reward_min=cfg.reward_min, **extra)
+                     reward_min=cfg.reward_min, min_length=cfg.min_length, **extra)

@@ -19,7 +19,14 @@ import torch
 
 from thermogfn.errors import ThermoGFNError
 from thermogfn.modes import ThresholdModeRule
-from thermogfn.tasks.base import Shaping, Task, TaskDefaults, objects_to_strings, strings_to_objects
+from thermogfn.tasks.base import (
+    Shaping,
+    Task,
+    TaskDefaults,
+    check_min_length,
+    objects_to_strings,
+    strings_to_objects,
+)
 from thermogfn.tasks.data import data_dir as resolve_data_dir
 from thermogfn.tasks.data import require_file
 
@@ -115,6 +122,10 @@ class RNABindingTask(Task):
     its max (0.623 / 1.0545; shaped reward 0.149), and the distance at which the rule, applied to RNA1 samples
     in arbitrary order, counts about as many modes as the list has (see ``MODE_MIN_DISTANCE``).
 
+    ``min_length`` (1..14) also allows shorter sequences (duplexfold scores any length; the normaliser and
+    ``R_MAX`` stay those of length 14, so shorter binders score lower). Their padded rows count as far apart in
+    the mode rule as their differing positions plus their length difference (Hamming on the padded rows).
+
     Rewards are cached by object index. Uncached batches of >= 256 sequences are scored by a reused process
     pool of ``workers`` processes (default ``min(4, os.cpu_count())``; ``workers=1`` disables it), started
     with ``mp_context`` (default 'fork' on Linux, else 'spawn'); a broken pool falls back to inline scoring.
@@ -123,16 +134,18 @@ class RNABindingTask(Task):
     alphabet = ALPHABET
 
     def __init__(self, which: int, data_dir: str | os.PathLike | None = None, workers: int | None = None,
-                 mp_context: str | None = None) -> None:
+                 mp_context: str | None = None, min_length: int | None = None) -> None:
         if which not in (1, 2, 3):
             raise ThermoGFNError(f"RNA task must be 1, 2 or 3 (L14_RNA1/2/3), got {which!r}")
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise ThermoGFNError(f"workers must be an integer >= 1, got {workers!r}")
+        check_min_length(min_length, LENGTH)
         rna = import_rna()
         self.which = which
         self.name = f"rna{which}"
         self.vocab_size = len(ALPHABET)
         self.length = LENGTH
+        self.min_length = min_length
         self.targets: tuple[str, ...] = (TARGETS[which],)
         self.norms: tuple[float, ...] = tuple(norm_of(t) for t in self.targets)
         if not math.isclose(self.norms[0], NORMS[which], abs_tol=1e-6):
@@ -154,8 +167,10 @@ class RNABindingTask(Task):
         x = torch.as_tensor(x)
         if x.dim() != 2 or x.shape[1] != LENGTH:
             raise ThermoGFNError(f"{self.name} objects must have shape (B, {LENGTH}), got {tuple(x.shape)}")
-        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.vocab_size):
-            raise ThermoGFNError(f"{self.name} objects must hold codes 0..{self.vocab_size - 1} ({ALPHABET})")
+        top = self.vocab_size - 1 + int(self.variable_length)  # the pad of shorter sequences
+        if x.numel() and (int(x.min()) < 0 or int(x.max()) > top):
+            raise ThermoGFNError(f"{self.name} objects must hold codes 0..{top} ({ALPHABET}"
+                                 f"{', then the pad' if top >= self.vocab_size else ''})")
         idx = self.object_index(x).tolist()
         cache = self._cache
         todo = list(dict.fromkeys(i for i in idx if i not in cache))
@@ -239,5 +254,5 @@ class RNABindingTask(Task):
         return objects_to_strings(x, ALPHABET)
 
     def encode(self, strings: list[str]) -> torch.Tensor:
-        return strings_to_objects(strings, ALPHABET, LENGTH)
+        return strings_to_objects(strings, ALPHABET, LENGTH, self.min_length)
 
