@@ -29,6 +29,12 @@ from _common import RESULT_PREFIX, SETTINGS, THREAD_ENV
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 PEERS = {"hypergrid": ("torchgfn", "torchgfn_runner.py"), "tfbind8": ("gfnx", "gfnx_runner.py")}
+COMPILED = "thermogfn --compile"  # thermogfn with torch.compile'd rollouts and loss (benchmarks/README.md)
+
+
+def systems(setting: str, compiled: bool) -> tuple[str, ...]:
+    """The systems of one setting, in the order they run (thermogfn first, the peer last)."""
+    return ("thermogfn", *((COMPILED,) if compiled else ()), PEERS[setting][0])
 
 
 def peers_dir() -> Path:
@@ -63,8 +69,8 @@ def command(system: str, setting: str, seed: int, args: argparse.Namespace, file
     """The runner command line of one run."""
     common = ["--setting", setting, "--seed", str(seed), "--iterations", str(args.iterations),
               "--warmup", str(args.warmup), "--target", str(files[setting]), "--workdir", str(args.workdir)]
-    if system == "thermogfn":
-        return [sys.executable, str(HERE / "thermogfn_runner.py"), *common]
+    if system in ("thermogfn", COMPILED):
+        return [sys.executable, str(HERE / "thermogfn_runner.py"), *common, *(["--compile"] * (system == COMPILED))]
     name, script = PEERS[setting]
     extra = ["--table", str(files["tfbind8_table"])] if name == "gfnx" else []
     return [str(peers_dir() / name / "bin" / "python"), str(HERE / script), *common, *extra]
@@ -73,7 +79,7 @@ def command(system: str, setting: str, seed: int, args: argparse.Namespace, file
 def run_one(cmd: list[str], system: str) -> dict[str, Any]:
     """Run a runner as a subprocess with one thread; its result line, or the error."""
     env = {**os.environ, **THREAD_ENV}
-    if system == "thermogfn":
+    if system in ("thermogfn", COMPILED):
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
@@ -135,7 +141,7 @@ def markdown(report: dict[str, Any]) -> str:
     ratios = []
     for setting in report["settings"]:
         rate: dict[str, tuple[float, float]] = {}
-        for system in ("thermogfn", PEERS[setting][0]):
+        for system in systems(setting, True):
             rs = [r for r in runs if r["setting"] == setting and r["system"] == system]
             if not rs:
                 continue
@@ -148,12 +154,13 @@ def markdown(report: dict[str, Any]) -> str:
                        f"| {statistics.fmean(r['compile_s'] for r in rs):.2f} "
                        f"| {fmt_range([r['tv'] for r in rs], 3)} |")
         peer = PEERS[setting][0]
-        if "thermogfn" in rate and peer in rate:
-            ratios.append(f"| {setting} | {peer} | {rate['thermogfn'][0] / rate[peer][0]:.2f} "
-                          f"| {rate[peer][1] / rate['thermogfn'][1]:.2f} |")
+        for ours in ("thermogfn", COMPILED):
+            if ours in rate and peer in rate:
+                ratios.append(f"| {setting} | {ours} | {peer} | {rate[ours][0] / rate[peer][0]:.2f} "
+                              f"| {rate[peer][1] / rate[ours][1]:.2f} |")
     if ratios:
-        out += ["", "| setting | peer | thermogfn / peer traj/s (wall) | same from CPU time |", "|---|---|---|---|",
-                *ratios]
+        out += ["", "| setting | ours | peer | ours / peer traj/s (wall) | same from CPU time |",
+                "|---|---|---|---|---|", *ratios]
     out += ["", "Per run:", "", "| setting | system | seed | ms/iter | median | CPU ms/iter | set-up s | compile s "
             "| train s | eval s | process s | TV | TV to thermogfn's R/Z |", "|---" * 13 + "|"]
     for r in report["runs"]:
@@ -177,6 +184,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "peers",
                    help="writes OUT.json and OUT.md")
     p.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: PEERS_DIR/work)")
+    p.add_argument("--compile", action="store_true", help="also run thermogfn with --compile (torch.compile)")
     args = p.parse_args()
     args.workdir = (args.workdir or peers_dir() / "work").resolve()
     for setting in args.settings:
@@ -194,7 +202,7 @@ def main() -> None:
     out_json.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         for setting in args.settings:
-            for system in ("thermogfn", PEERS[setting][0]):
+            for system in systems(setting, args.compile):
                 result = run_one(command(system, setting, seed, args, files), system)
                 result.update(system=system, setting=setting, seed=seed)
                 report["runs"].append(result)

@@ -14,7 +14,7 @@ from typing import Any
 from _common import SETTINGS, Clock, emit, parser, steady
 
 
-def build(setting: str, seed: int, iterations: int) -> tuple[Any, Any]:
+def build(setting: str, seed: int, iterations: int, compile_round: bool = False) -> tuple[Any, Any]:
     """The trainer and task of ``setting`` with the shared hyper-parameters."""
     from thermogfn.config import ModelConfig, RunConfig
     from thermogfn.gfn import GFlowNetTrainer
@@ -24,7 +24,7 @@ def build(setting: str, seed: int, iterations: int) -> tuple[Any, Any]:
     s = SETTINGS[setting]
     common = {"objective": "tb", "batch_size": s["batch"], "replay_batch": 0, "beta_train": "constant:1",
               "lr": s["lr"], "lr_logz": s["lr_logz"], "eps": s["eps"], "steps": iterations, "seed": seed,
-              "grad_clip": s["grad_clip"] if s["grad_clip"] is not None else math.inf}
+              "grad_clip": s["grad_clip"] if s["grad_clip"] is not None else math.inf, "compile": compile_round}
     if setting == "hypergrid":
         task = HypergridTask(ndim=s["ndim"], height=s["height"], r0=s["r0"], r1=s["r1"], r2=s["r2"])
         # layers counts the hidden layers before the last feature layer: 1 -> two hidden layers of 256
@@ -41,7 +41,9 @@ def build(setting: str, seed: int, iterations: int) -> tuple[Any, Any]:
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0]).parse_args()
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--compile", action="store_true", help="torch.compile the rollouts and the loss")
+    args = p.parse_args()
     clock = Clock()
     import torch
 
@@ -53,7 +55,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     import_s = clock.lap()[0]
-    trainer, task = build(args.setting, args.seed, args.iterations)
+    trainer, task = build(args.setting, args.seed, args.iterations, args.compile)
     setup_s = clock.lap()[0]
     wall, cpu = [], []
     for _ in range(args.iterations):
@@ -66,7 +68,7 @@ def main() -> None:
     metrics = exact_metrics(trainer.model, task, 1.0)
     eval_s = clock.lap()[0]
     batch = SETTINGS[args.setting]["batch"]
-    emit({"system": "thermogfn", "setting": args.setting, "seed": args.seed, "iterations": args.iterations,
+    emit({"system": "thermogfn --compile" if args.compile else "thermogfn", "setting": args.setting, "seed": args.seed, "iterations": args.iterations,
           "warmup": args.warmup, "batch": batch, **stats, "traj_per_s": batch / stats["ms_per_iter"] * 1e3,
           "import_s": import_s, "setup_s": setup_s,
           # eager torch: nothing is compiled ahead; the first iteration's excess over the steady median is

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from thermogfn.mdp import MDP
-from thermogfn.policy import GFlowNetModel
+from thermogfn.mdp.base import NEG_INF
+from thermogfn.policy import BetaContext, GFlowNetModel
 
 
 @dataclass
@@ -71,7 +72,7 @@ def choose(log_probs: torch.Tensor, gumbel: torch.Tensor, explore: torch.Tensor 
     """One action per row of ``log_probs`` (B, A; -inf = invalid): Gumbel-max, uniform over valid actions where
     ``explore`` (B,) is set: a draw from ``(1 - eps) P + eps uniform(valid)``."""
     if explore is not None:
-        log_probs = log_probs.masked_fill(explore[:, None] & torch.isfinite(log_probs), 0.0)
+        log_probs = log_probs.masked_fill(explore[:, None] & (log_probs > NEG_INF), 0.0)
     return (log_probs + gumbel).argmax(-1)
 
 
@@ -79,14 +80,13 @@ StepState = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (state, done or a
 StepsFn = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
-def forward_steps(model: GFlowNetModel, beta: torch.Tensor, state: torch.Tensor, done: torch.Tensor,
+def forward_steps(model: GFlowNetModel, ctx: BetaContext, state: torch.Tensor, done: torch.Tensor,
                   n: torch.Tensor, t0: torch.Tensor, gumbel: torch.Tensor,
                   explore: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
     """``len(gumbel)`` forward steps of every row from step ``t0`` (a 0-d tensor): finished rows take no-op stops.
     Returns the states after each step (B, C, D), the actions (B, C; -1 once finished), and the new
     (state, done, n)."""
     mdp: MDP = model.mdp
-    ctx = model.context(beta)
     states, actions = [], []
     for c in range(gumbel.shape[0]):
         action = choose(model.forward_log_probs(state, ctx), gumbel[c], None if explore is None else explore[c])
@@ -100,12 +100,11 @@ def forward_steps(model: GFlowNetModel, beta: torch.Tensor, state: torch.Tensor,
     return torch.stack(states, 1), torch.stack(actions, 1), state, done, n
 
 
-def backward_steps(model: GFlowNetModel, beta: torch.Tensor, state: torch.Tensor, gumbel: torch.Tensor,
+def backward_steps(model: GFlowNetModel, ctx: BetaContext | None, state: torch.Tensor, gumbel: torch.Tensor,
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``len(gumbel)`` backward steps with P_B of every row; rows at s0 stay there. Returns the states after each
     step (B, C, D), the backward actions (B, C; 0 where a row was at s0), and the number of moves per row."""
     mdp: MDP = model.mdp
-    ctx = model.context(beta) if model.pb_head is not None else None
     states, actions = [], []
     moves = torch.zeros(state.shape[0], dtype=torch.int64, device=state.device)
     for c in range(gumbel.shape[0]):
@@ -133,11 +132,11 @@ def forward_rollout(model: GFlowNetModel, beta: torch.Tensor, eps: float = 0.0,
     mdp: MDP = model.mdp
     batch, steps = beta.shape[0], mdp.max_steps
     noise = ActionNoise.draw(steps, batch, mdp.n_forward, eps, generator, beta.device)
+    ctx = model.context(beta)
     state = mdp.initial(batch)
     n = torch.full((batch,), steps, dtype=torch.int64, device=beta.device)
     done = torch.zeros(batch, dtype=torch.bool, device=beta.device)
     if mdp.fixed_length and steps_fn is None:  # eager: every row moves `steps` times, then stops; no bookkeeping
-        ctx = model.context(beta)
         states, moves = [state], []
         for t in range(steps):
             action = choose(model.forward_log_probs(state, ctx, depth=t), noise.gumbel[t],
@@ -154,7 +153,7 @@ def forward_rollout(model: GFlowNetModel, beta: torch.Tensor, eps: float = 0.0,
         for t0 in range(0, steps, chunk):
             c = min(chunk, steps - t0)
             explore = None if noise.explore is None else noise.explore[t0: t0 + c]
-            block, act, state, done, n = steps_fn(model, beta, state, done, n, torch.tensor(t0, device=beta.device),
+            block, act, state, done, n = steps_fn(model, ctx, state, done, n, torch.tensor(t0, device=beta.device),
                                                   noise.gumbel[t0: t0 + c], explore)
             parts.append(block)
             acts.append(act)
@@ -182,11 +181,11 @@ def backward_rollout(model: GFlowNetModel, objects: torch.Tensor, beta: torch.Te
     batch, steps = objects.shape[0], mdp.max_steps
     device = beta.device
     noise = ActionNoise.draw(steps, batch, mdp.n_back, 0.0, generator, device)
+    ctx = model.context(beta) if model.pb_head is not None else None
     state = mdp.terminal_state(objects)
     parts, acts = [state[:, None]], []
     n = torch.zeros(batch, dtype=torch.int64, device=device)
     if mdp.fixed_length and steps_fn is None:  # eager: every row takes `steps` moves back to s0
-        ctx = model.context(beta) if model.pb_head is not None else None
         for t in range(steps):
             action = choose(model.backward_log_probs(state, ctx, depth=steps - t), noise.gumbel[t], None)
             state = mdp.back_step(state, action, depth=steps - t)
@@ -197,7 +196,7 @@ def backward_rollout(model: GFlowNetModel, objects: torch.Tensor, beta: torch.Te
     chunk = chunk or _chunk_steps(device)
     for t0 in range(0, steps if len(parts) == 1 else 0, chunk):
         c = min(chunk, steps - t0)
-        block, act, moves = steps_fn(model, beta, state, noise.gumbel[t0: t0 + c])
+        block, act, moves = steps_fn(model, ctx, state, noise.gumbel[t0: t0 + c])
         state = block[:, -1]
         n = n + moves
         parts.append(block)

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from thermogfn.mdp.base import MDP
+from thermogfn.mdp.base import MDP, NEG_INF
 
 
 class HypergridMDP(MDP):
@@ -24,6 +24,7 @@ class HypergridMDP(MDP):
         self.encoding_dim = ndim * height
         self.log_n_objects = ndim * math.log(height)
         self._eye = torch.eye(ndim, dtype=torch.int64)
+        self._increment = torch.cat([self._eye, torch.zeros(1, ndim, dtype=torch.int64)])
         self._one_hot = torch.eye(height)
         self._weights = height ** torch.arange(ndim - 1, -1, -1, dtype=torch.int64)
 
@@ -34,15 +35,16 @@ class HypergridMDP(MDP):
         return self._one_hot[states].flatten(-2)  # a table lookup: one_hot would check the range (a host sync)
 
     def forward_mask(self, states: torch.Tensor) -> torch.Tensor:
-        grow = states < self.H - 1
-        return torch.cat([grow, torch.ones_like(grow[:, :1])], dim=1)
+        return torch.nn.functional.pad(states < self.H - 1, (0, 1), value=True)  # stop is always allowed
+
+    def merge_forward(self, states: torch.Tensor, logits: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        return logits.masked_fill(torch.nn.functional.pad(states >= self.H - 1, (0, 1), value=False), NEG_INF)
 
     def backward_mask(self, states: torch.Tensor) -> torch.Tensor:
         return states > 0
 
     def step(self, states: torch.Tensor, actions: torch.Tensor, depth: int | None = None) -> torch.Tensor:
-        inc = torch.cat([self._eye, torch.zeros(1, self.ndim, dtype=torch.int64)])[actions]
-        return states + inc
+        return states + self._increment[actions]  # row ndim (stop) adds nothing
 
     def back_step(self, states: torch.Tensor, actions: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         return states - self._eye[actions]
