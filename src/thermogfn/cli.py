@@ -79,6 +79,12 @@ def cli() -> None:
 @click.option("--ndim", type=int, default=None, help=f"Hypergrid: dimensions (default {HYPERGRID_DEFAULTS['ndim']})")
 @click.option("--height", type=int, default=None,
               help=f"Hypergrid: side length (default {HYPERGRID_DEFAULTS['height']})")
+@click.option("--r0", type=float, default=None,
+              help=f"Hypergrid: reward R0 in R0 + R1*[outer] + R2*[band] (default {HYPERGRID_DEFAULTS['r0']})")
+@click.option("--r1", type=float, default=None,
+              help=f"Hypergrid: reward R1 in R0 + R1*[outer] + R2*[band] (default {HYPERGRID_DEFAULTS['r1']})")
+@click.option("--r2", type=float, default=None,
+              help=f"Hypergrid: reward R2 in R0 + R1*[outer] + R2*[band] (default {HYPERGRID_DEFAULTS['r2']})")
 @click.option("--method", type=_choice(METHODS), default="gfn", show_default=True,
               help="gfn (a GFlowNet), or a baseline")
 @click.option("--method-param", "method_params", multiple=True, metavar="KEY=VALUE",

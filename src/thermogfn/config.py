@@ -31,7 +31,7 @@ LAYER_ENCODINGS: tuple[str, ...] = ("value", "thermometer")
 LS_ACCEPTS: tuple[str, ...] = ("greedy", "mh")
 KERNELS: tuple[str, ...] = ("independent", "back-and-forth", "mixture")  # corrected sampling
 CORRECTIONS: tuple[str, ...] = ("none", "mh")
-HYPERGRID_DEFAULTS = {"ndim": 4, "height": 8}
+HYPERGRID_DEFAULTS = {"ndim": 4, "height": 8, "r0": 1e-3, "r1": 0.5, "r2": 2.0}  # --ndim, --height, --r0..
 THREADS_ENV = "THERMOGFN_THREADS"  # torch intra-op threads for training and evaluation (default 1)
 
 def torch_thread_count() -> int:
@@ -73,6 +73,9 @@ class RunConfig:
     reward_timeout: float | None = None  # custom tasks: seconds one call of the reward function may take
     ndim: int | None = None  # hypergrid (default 4)
     height: int | None = None  # hypergrid (default 8)
+    r0: float | None = None  # hypergrid reward R0 + R1 * outer + R2 * band (HYPERGRID_DEFAULTS)
+    r1: float | None = None
+    r2: float | None = None
     mdp: str | None = None  # prepend-append for sequences, hypergrid for the hypergrid
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: str = "tb"
@@ -199,8 +202,10 @@ def resolve(cfg: RunConfig, task: Task) -> RunConfig:
     _check_choice("beta input", model.beta_input, BETA_INPUTS)
     _check_choice("layer encoding", model.layer_encoding, LAYER_ENCODINGS)
     _check_choice("local-search acceptance", out.ls_accept, LS_ACCEPTS)
-    if task.name != "hypergrid" and (cfg.ndim is not None or cfg.height is not None):
-        raise ThermoGFNError(f"--ndim/--height apply to the hypergrid, not to task {task.name}")
+    given = [f"--{key}" for key in HYPERGRID_DEFAULTS if getattr(cfg, key) is not None]
+    if task.name != "hypergrid" and given:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise ThermoGFNError(f"{'/'.join(given)} {verb} to the hypergrid, not to task {task.name}")
     if out.method == "gfn" and out.method_params:
         raise ThermoGFNError("--method-param sets a baseline's hyper-parameters; the GFlowNet (--method gfn) takes "
                              "none (use its own options, e.g. --lr)")

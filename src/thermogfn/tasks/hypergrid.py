@@ -24,8 +24,8 @@ class HypergridTask(Task):
     distance = "manhattan"
 
     def __init__(self, ndim: int = HYPERGRID_DEFAULTS["ndim"], height: int = HYPERGRID_DEFAULTS["height"],
-                 r0: float = 1e-3, r1: float = 0.5,
-                 r2: float = 2.0) -> None:
+                 r0: float = HYPERGRID_DEFAULTS["r0"], r1: float = HYPERGRID_DEFAULTS["r1"],
+                 r2: float = HYPERGRID_DEFAULTS["r2"]) -> None:
         if int(ndim) != ndim or ndim < 1 or int(height) != height or height < 2:
             raise ThermoGFNError(f"hypergrid needs integer ndim >= 1 and height >= 2, got ndim={ndim}, "
                                  f"height={height}")

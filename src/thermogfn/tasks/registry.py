@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from thermogfn.config import TASKS, RunConfig
+from thermogfn.config import HYPERGRID_DEFAULTS, TASKS, RunConfig
 from thermogfn.errors import ThermoGFNError
 
 if TYPE_CHECKING:
@@ -85,7 +85,8 @@ def make_task(name_or_spec: str, *, data_dir: str | None = None, alphabet: str |
 
 def load_task(cfg: RunConfig) -> Task:
     """The task a run config names (data loaded and checked)."""
-    extra: dict[str, Any] = {"ndim": cfg.ndim, "height": cfg.height} if cfg.task == "hypergrid" else {}
+    extra: dict[str, Any] = ({key: getattr(cfg, key) for key in HYPERGRID_DEFAULTS} if cfg.task == "hypergrid"
+                             else {})
     if ":" in cfg.task:
         extra["timeout"] = cfg.reward_timeout
     return make_task(cfg.task, data_dir=cfg.data_dir, alphabet=cfg.alphabet, length=cfg.length,
