@@ -15,6 +15,7 @@ from thermogfn.config import (
     BETA_INPUTS,
     CONDITIONINGS,
     CORRECTIONS,
+    DEVICES,
     G_KINDS,
     HYPERGRID_DEFAULTS,
     KERNELS,
@@ -105,6 +106,8 @@ def cli() -> None:
 @click.option("--lr", type=float, default=None, help="Policy learning rate (default: the task's)")
 @click.option("--lr-logz", type=float, default=1e-2, show_default=True)
 @click.option("--grad-clip", type=float, default=10.0, show_default=True, help="Gradient-norm clip")
+@click.option("--device", type=_choice(DEVICES), default="cpu", show_default=True,
+              help="Where the GFlowNet trains: cpu, cuda, or auto (cuda if torch sees one); rewards stay on the CPU")
 @click.option("--compile", "compile", is_flag=True,
               help="torch.compile the rollouts and the loss: ~3x faster rounds after a one-off compile of ~1 min "
                    "(benchmarks/README.md)")

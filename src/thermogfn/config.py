@@ -31,6 +31,7 @@ LAYER_ENCODINGS: tuple[str, ...] = ("value", "thermometer")
 LS_ACCEPTS: tuple[str, ...] = ("greedy", "mh")
 KERNELS: tuple[str, ...] = ("independent", "back-and-forth", "mixture")  # corrected sampling
 CORRECTIONS: tuple[str, ...] = ("none", "mh")
+DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")  # auto: cuda where torch sees one, else cpu
 HYPERGRID_DEFAULTS = {"ndim": 4, "height": 8, "r0": 1e-3, "r1": 0.5, "r2": 2.0}  # --ndim, --height, --r0..
 THREADS_ENV = "THERMOGFN_THREADS"  # torch intra-op threads for training and evaluation (default 1)
 
@@ -41,7 +42,8 @@ def torch_thread_count() -> int:
 
 
 # what identifies a run's outcome: a checkpoint written under another value of these is refused on resume
-IDENTITY_EXCLUDES = ("steps", "data_dir", "log_every", "checkpoint_every", "max_consecutive_skips")
+# (a run resumed on another device continues, but is not bit-identical to one that stayed)
+IDENTITY_EXCLUDES = ("steps", "data_dir", "log_every", "checkpoint_every", "max_consecutive_skips", "device")
 
 
 @dataclass
@@ -94,6 +96,7 @@ class RunConfig:
     lr_logz: float = 1e-2
     grad_clip: float = 10.0
     compile: bool = False  # torch.compile the rollout steps and the loss (thermogfn.compiled): faster long runs
+    device: str = "cpu"  # where the GFlowNet trains (DEVICES); rewards are computed on the CPU
     max_consecutive_skips: int = 20  # stop (with a checkpoint) after this many non-finite steps in a row
     seed: int = 0
     offline: bool = False
@@ -202,6 +205,9 @@ def resolve(cfg: RunConfig, task: Task) -> RunConfig:
     _check_choice("beta input", model.beta_input, BETA_INPUTS)
     _check_choice("layer encoding", model.layer_encoding, LAYER_ENCODINGS)
     _check_choice("local-search acceptance", out.ls_accept, LS_ACCEPTS)
+    _check_choice("device", out.device, DEVICES)
+    if out.device != "cpu" and out.method != "gfn":
+        raise ThermoGFNError(f"--device {out.device} trains GFlowNets; the {out.method} baseline runs on the CPU")
     given = [f"--{key}" for key in HYPERGRID_DEFAULTS if getattr(cfg, key) is not None]
     if task.name != "hypergrid" and given:
         verb = "applies" if len(given) == 1 else "apply"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -35,7 +36,7 @@ class LoadedRun:
 def load_run(path: str | Path, task: Task | None = None) -> LoadedRun:
     """Load a run; pass ``task`` for runs trained from Python on a task object (e.g. a CustomTask)."""
     run = RunDir(path)
-    cfg = run.load_config()
+    cfg = dataclasses.replace(run.load_config(), device="cpu")  # sampling and evaluation run on the CPU
     trainer = make_trainer(cfg, task)
     state = run.load_latest_checkpoint()
     if state is None:

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from thermogfn.config import RunConfig
+from thermogfn.errors import ThermoGFNError
 from thermogfn.kernels import Candidates, Paths, Reward, back_and_forth_step, greedy_step, step_log_probs
 from thermogfn.mdp import MDP, make_mdp
 from thermogfn.objectives import trajectory_loss
@@ -29,12 +30,29 @@ def build_model(cfg: RunConfig, task: Task) -> GFlowNetModel:
     return GFlowNetModel(mdp, cfg.model, (min(lo1, lo2), max(hi1, hi2)), with_flow=cfg.objective != "tb")
 
 
+def torch_device(name: str) -> torch.device:
+    """The device ``--device`` names: ``auto`` is CUDA where torch sees one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ThermoGFNError("--device cuda: torch sees no CUDA device here (torch.cuda.is_available() is False; a "
+                             "CPU build of torch, or no driver); use --device cpu or auto")
+    return torch.device(name)
+
+
 class GFlowNetTrainer(BaseTrainer):
     """A GFlowNet run: model, optimiser, beta priors and reward-prioritised replay (PAPER.md section 5)."""
 
     def __init__(self, cfg: RunConfig, task: Task | None = None):
         super().__init__(cfg, task)
-        self.model = build_model(self.cfg, self.task)
+        self.device = torch_device(self.cfg.device)
+        if self.device.type != "cpu" and self.cfg.local_search:
+            raise ThermoGFNError(f"--local-search runs on the CPU; drop it or use --device cpu (not {self.device})")
+        self.model = build_model(self.cfg, self.task).to(self.device)
+        self.model.mdp.to(self.device)
+        # rollout noise is drawn on the model's device: on the CPU the run's one generator (results do not change)
+        self.rollout_generator = (self.generator if self.device.type == "cpu"
+                                  else torch.Generator(self.device).manual_seed(self.cfg.seed))
         self.train_prior: BetaPrior = self.cfg.train_prior
         self.explore_prior: BetaPrior = self.cfg.explore_prior
         self.drawn_beta_mean = float("nan")  # mean beta of the last round's on-policy (or offline) batch
@@ -67,20 +85,23 @@ class GFlowNetTrainer(BaseTrainer):
             set_ceiling(best)
 
     def _update(self, traj: Trajectories, log_reward: torch.Tensor) -> float:
+        log_reward = log_reward.to(self.device)
         loss_fn = trajectory_loss if self.compiled is None else self.compiled.loss
         value = loss_fn(self.model, traj, log_reward, self.cfg.objective, self.cfg.subtb_lambda)
         return self.gradient_step(value, self.optimizer, self._params)
 
     def _forward_rollout(self, beta: torch.Tensor, eps: float) -> Trajectories:
+        beta = beta.to(self.device)
         if self.compiled is None:
-            return forward_rollout(self.model, beta, eps, self.generator)
-        return forward_rollout(self.model, beta, eps, self.generator, self.compiled.forward_steps,
+            return forward_rollout(self.model, beta, eps, self.rollout_generator)
+        return forward_rollout(self.model, beta, eps, self.rollout_generator, self.compiled.forward_steps,
                                self.compiled.chunk)
 
     def _backward_rollout(self, x: torch.Tensor, beta: torch.Tensor) -> Trajectories:
+        x, beta = x.to(self.device), beta.to(self.device)
         if self.compiled is None:
-            return backward_rollout(self.model, x, beta, self.generator)
-        return backward_rollout(self.model, x, beta, self.generator, self.compiled.backward_steps,
+            return backward_rollout(self.model, x, beta, self.rollout_generator)
+        return backward_rollout(self.model, x, beta, self.rollout_generator, self.compiled.backward_steps,
                                 self.compiled.chunk)
 
     def _replay(self, x: torch.Tensor, log_reward: torch.Tensor) -> float:
@@ -101,8 +122,8 @@ class GFlowNetTrainer(BaseTrainer):
             beta = self.explore_prior.sample(fresh, self.progress, self.generator)
             self.drawn_beta_mean = float(beta.double().mean())
             traj = self._forward_rollout(beta, cfg.eps)
-            raw, index = self.evaluate_samples(traj.objects)
-            seen = [(traj.objects, raw, index)]
+            raw, index = self.evaluate_samples(traj.objects.cpu())  # rewards are computed on the CPU
+            seen = [(traj.objects.cpu(), raw, index)]
             if cfg.local_search:
                 traj, raw = self._local_search(traj, raw, seen)
             objects, raw_seen, index = (torch.cat(parts) for parts in zip(*seen, strict=True))
@@ -146,17 +167,22 @@ class GFlowNetTrainer(BaseTrainer):
 
     def method_metrics(self) -> dict[str, Any]:
         """log Z at the training prior's mean beta, that beta, and the mean of the betas drawn this round."""
-        beta = torch.tensor([self.train_prior.mean(self.progress)])
+        beta = torch.tensor([self.train_prior.mean(self.progress)], device=self.device)
         with torch.no_grad():
             return {"log_z": float(self.model.log_z(beta)), "beta_prior_mean": float(beta),
                     "beta_drawn_mean": self.drawn_beta_mean}
 
     def method_state(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "buffer": self.buffer.state_dict()}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "buffer": self.buffer.state_dict()}
+        if self.rollout_generator is not self.generator:
+            state["rollout_generator"] = self.rollout_generator.get_state()
+        return state
 
     def load_method_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.rollout_generator is not self.generator and "rollout_generator" in state:
+            self.rollout_generator.set_state(state["rollout_generator"])
         buf = state["buffer"]
         self.buffer.load_state_dict(buf, self.task.object_keys(buf["x"]))

@@ -40,12 +40,13 @@ def score(model: GFlowNetModel, traj: Trajectories, beta_log_reward: torch.Tenso
     taken = traj.actions >= 0
     log_pf = log_pf_all.gather(2, traj.actions.clamp_min(0)[:, :, None]).squeeze(2)
     log_pf = torch.where(taken, log_pf, 0.0)
-    t_idx = torch.arange(steps)
+    device = traj.states.device
+    t_idx = torch.arange(steps, device=device)
     moved = t_idx < traj.n[:, None]
     log_pb = log_pb_all[:, 1:].gather(2, traj.back_actions[:, :, None]).squeeze(2)
-    log_pb = torch.cat([torch.where(moved, log_pb, 0.0), torch.zeros(batch, 1)], dim=1)
+    log_pb = torch.cat([torch.where(moved, log_pb, 0.0), torch.zeros(batch, 1, device=device)], dim=1)
     log_z = model.log_z(traj.beta)
-    node = torch.arange(t1 + 1)
+    node = torch.arange(t1 + 1, device=device)
     terminal = (node == (traj.n + 1)[:, None])
     if need_flow:
         assert out.log_flow is not None
@@ -53,7 +54,7 @@ def score(model: GFlowNetModel, traj: Trajectories, beta_log_reward: torch.Tenso
         flow = out.log_flow.view(batch, t1)
         inner = torch.cat([log_z[:, None], flow[:, 1:], torch.zeros_like(flow[:, :1])], dim=1)
     else:
-        inner = torch.cat([log_z[:, None], torch.zeros(batch, t1)], dim=1)
+        inner = torch.cat([log_z[:, None], torch.zeros(batch, t1, device=device)], dim=1)
     node_flow = torch.where(terminal, beta_log_reward.to(inner.dtype)[:, None], inner)
     return Scored(log_pf, log_pb, node_flow, node <= (traj.n + 1)[:, None], log_z)
 
@@ -83,7 +84,7 @@ def subtrajectory_balance(s: Scored, n: torch.Tensor, lam: float = 0.9) -> torch
     """lambda^(len-1)-weighted mean of all sub-trajectory residuals, per trajectory, then over the batch."""
     a = _potentials(s)
     nodes = a.shape[1]
-    i = torch.arange(nodes)
+    i = torch.arange(nodes, device=a.device)
     gap = i[None, :] - i[:, None]  # j - i
     weight = torch.where(gap > 0, lam ** (gap - 1).clamp_min(0).to(a.dtype), 0.0)
     pair_valid = s.node_valid[:, :, None] & s.node_valid[:, None, :]

@@ -30,6 +30,15 @@ class MDP(ABC):
     encoding_dim: int
     log_n_objects: float  # log of the number of terminal objects (log Z at beta = 0)
     fixed_length: bool = False  # every trajectory makes exactly max_steps moves, then stops (rollouts skip bookkeeping)
+    device: torch.device = torch.device("cpu")  # where its lookup tables live and initial() creates states
+
+    def to(self, device: torch.device | str) -> MDP:
+        """Move the MDP's lookup tables to ``device`` (rollouts then run there); returns the MDP."""
+        for name, value in list(vars(self).items()):
+            if isinstance(value, torch.Tensor):
+                setattr(self, name, value.to(device))
+        self.device = torch.device(device)
+        return self
 
     @property
     def stop(self) -> int:

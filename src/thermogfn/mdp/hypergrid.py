@@ -29,7 +29,7 @@ class HypergridMDP(MDP):
         self._weights = height ** torch.arange(ndim - 1, -1, -1, dtype=torch.int64)
 
     def initial(self, batch: int) -> torch.Tensor:
-        return torch.zeros(batch, self.ndim, dtype=torch.int64)
+        return torch.zeros(batch, self.ndim, dtype=torch.int64, device=self.device)
 
     def encode(self, states: torch.Tensor) -> torch.Tensor:
         return self._one_hot[states].flatten(-2)  # a table lookup: one_hot would check the range (a host sync)

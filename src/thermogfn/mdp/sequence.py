@@ -66,7 +66,7 @@ class _SequenceMDP(MDP):
         return self.lengths(states) if depth is None else depth
 
     def initial(self, batch: int) -> torch.Tensor:
-        return torch.full((batch, self.L), self.K, dtype=torch.int64)
+        return torch.full((batch, self.L), self.K, dtype=torch.int64, device=self.device)
 
     def encode(self, states: torch.Tensor) -> torch.Tensor:
         return self._one_hot[states].flatten(-2)  # a table lookup: one_hot would check the range (a host sync)
