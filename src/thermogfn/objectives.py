@@ -30,28 +30,39 @@ class Scored:
 
 def score(model: GFlowNetModel, traj: Trajectories, beta_log_reward: torch.Tensor,
           need_flow: bool) -> Scored:
-    """Evaluate the model on every state of the batch in one pass and gather what the losses need."""
+    """Evaluate the model on every state of the batch in one pass and gather what the losses need. Where
+    trajectories have different lengths, only the states ``s_0..s_n`` of each row are evaluated (the padding
+    repeats ``s_n``)."""
     batch, t1, dim = traj.states.shape
     steps = t1 - 1
-    ctx = model.context(traj.beta)
-    out = model.step_outputs(traj.states.reshape(-1, dim), ctx.repeat(t1))
-    log_pf_all = out.log_pf.view(batch, t1, -1)
-    log_pb_all = out.log_pb.view(batch, t1, -1)
-    taken = traj.actions >= 0
-    log_pf = log_pf_all.gather(2, traj.actions.clamp_min(0)[:, :, None]).squeeze(2)
-    log_pf = torch.where(taken, log_pf, 0.0)
     device = traj.states.device
-    t_idx = torch.arange(steps, device=device)
-    moved = t_idx < traj.n[:, None]
-    log_pb = log_pb_all[:, 1:].gather(2, traj.back_actions[:, :, None]).squeeze(2)
-    log_pb = torch.cat([torch.where(moved, log_pb, 0.0), torch.zeros(batch, 1, device=device)], dim=1)
+    ctx = model.context(traj.beta).repeat(t1)
+    states = traj.states.reshape(-1, dim)
+    actions = traj.actions.clamp_min(0).reshape(-1)
+    # the backward action that leads from state t back to t-1 (none for s_0)
+    back = torch.cat([torch.zeros_like(traj.back_actions[:, :1]), traj.back_actions], 1).reshape(-1)
+    rows = None
+    if not model.mdp.fixed_length:
+        rows = (torch.arange(t1, device=device) <= traj.n[:, None]).reshape(-1).nonzero().squeeze(1)
+        states, actions, back, ctx = states[rows], actions[rows], back[rows], ctx.select(rows)
+    out = model.step_outputs(states, ctx)
+    pf = out.log_pf.gather(1, actions[:, None]).squeeze(1)
+    pb = out.log_pb.gather(1, back[:, None]).squeeze(1)
+    flow = out.log_flow
+    if rows is not None:  # back to (B * t1,) with zeros in the padding
+        pf, pb = (v.new_zeros(batch * t1).index_copy(0, rows, v) for v in (pf, pb))
+        flow = None if flow is None else flow.new_zeros(batch * t1).index_copy(0, rows, flow)
+    log_pf = torch.where(traj.actions >= 0, pf.view(batch, t1), 0.0)
+    moved = torch.arange(steps, device=device) < traj.n[:, None]
+    log_pb = torch.cat([torch.where(moved, pb.view(batch, t1)[:, 1:], 0.0), torch.zeros(batch, 1, device=device)],
+                       dim=1)
     log_z = model.log_z(traj.beta)
     node = torch.arange(t1 + 1, device=device)
     terminal = (node == (traj.n + 1)[:, None])
     if need_flow:
-        assert out.log_flow is not None
+        assert flow is not None
         # node i <= n is s_i = states[:, i]; node 0 uses log Z; the last slot is only ever a terminal node
-        flow = out.log_flow.view(batch, t1)
+        flow = flow.view(batch, t1)
         inner = torch.cat([log_z[:, None], flow[:, 1:], torch.zeros_like(flow[:, :1])], dim=1)
     else:
         inner = torch.cat([log_z[:, None], torch.zeros(batch, t1, device=device)], dim=1)

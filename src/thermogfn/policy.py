@@ -31,6 +31,14 @@ class BetaContext:
 
         return BetaContext(rep(self.beta), rep(self.embedding), rep(self.g_forward), rep(self.g_backward))
 
+    def select(self, rows: torch.Tensor) -> BetaContext:
+        """The rows ``rows`` of every per-row quantity."""
+
+        def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t[rows]
+
+        return BetaContext(pick(self.beta), pick(self.embedding), pick(self.g_forward), pick(self.g_backward))
+
 
 @dataclass
 class StepOutput:
