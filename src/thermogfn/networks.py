@@ -50,7 +50,7 @@ def filled_prefix(states: torch.Tensor, pad: int) -> tuple[torch.Tensor, torch.T
     return filled[:, :width], lengths, width
 
 
-CHUNK_TOKENS = 65_536  # a batch of more (padded) tokens than this runs in chunks of states of similar length
+CHUNK_TOKENS = 65_536  # a batch of more padded tokens runs in chunks of ~CHUNK_TOKENS / 2 filled tokens
 CHECKPOINT_FLOATS = 2**26  # with gradients, recompute chunks in backward when tokens x width x layers exceeds this
 
 
@@ -59,7 +59,7 @@ class _SequenceTrunk(nn.Module):
 
     The objectives score every state of every trajectory in one call: at length L that is ~L^2/2 tokens per
     trajectory, padded to L^2. Such a batch is sorted by filled length and cut into chunks of about
-    ``CHUNK_TOKENS`` padded tokens, each cut to its own longest state (about half the padded work), and when
+    ``CHUNK_TOKENS / 2`` filled tokens, each cut to its own longest state (about half the padded work), and when
     gradients are needed and the activations would be large, each chunk is recomputed in backward
     (``torch.utils.checkpoint``) instead of kept: memory stays at one chunk's. Rollout steps (equal lengths) and
     small batches (TFBind8) take the single-call path.
@@ -78,7 +78,7 @@ class _SequenceTrunk(nn.Module):
         width = max(1, int(filled.max())) if states.shape[0] else 1
         if states.shape[0] * width <= CHUNK_TOKENS:
             return self._features(states, embedding)
-        order = filled.argsort()
+        order = filled.argsort(stable=True)
         ends = (filled[order].clamp_min(1).cumsum(0) // (CHUNK_TOKENS // 2)).unique_consecutive(return_counts=True)[1]
         recompute = torch.is_grad_enabled() and int(filled.sum()) * self.hidden * self.layers > CHECKPOINT_FLOATS
         parts = []
