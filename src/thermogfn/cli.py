@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from thermogfn.config import (
+    ARCHITECTURES,
     BETA_INPUTS,
     CONDITIONINGS,
     CORRECTIONS,
@@ -113,7 +114,12 @@ def cli() -> None:
                    "(benchmarks/README.md)")
 @click.option("--hidden", type=int, default=None, help="Hidden width (default: the task's)")
 @click.option("--layers", type=int, default=2, show_default=True,
-              help="The MLP trunk has LAYERS+1 hidden layers of width --hidden")
+              help="The MLP trunk has LAYERS+1 hidden layers of width --hidden; the transformer LAYERS blocks, the "
+                   "conv LAYERS convolutions")
+@click.option("--architecture", type=_choice(ARCHITECTURES), default=None,
+              help="The policy's trunk: an MLP over the one-hot state, or a transformer / convolutions over the "
+                   "tokens of a sequence (default: the task's, mlp on every task: benchmarks/results/"
+                   "sequence_policy.md)")
 @click.option("--learn-pb/--uniform-pb", default=False, show_default=True)
 @click.option("--g", "g_kind", type=_choice(G_KINDS), default="positive", show_default=True)
 @click.option("--beta-input", type=_choice(BETA_INPUTS), default="log", show_default=True)
@@ -160,7 +166,8 @@ def train(**kw) -> None:
             cfg.steps = kw["steps"]
     else:
         model = ModelConfig(conditioning=kw.pop("conditioning"), hidden=kw.pop("hidden"),
-                            layers=kw.pop("layers"), learn_pb=kw.pop("learn_pb"), g_kind=kw.pop("g_kind"),
+                            layers=kw.pop("layers"), architecture=kw.pop("architecture"),
+                            learn_pb=kw.pop("learn_pb"), g_kind=kw.pop("g_kind"),
                             beta_input=kw.pop("beta_input"), layer_encoding=kw.pop("layer_encoding"))
         cfg = RunConfig(model=model, method_params=_parse_method_params(kw.pop("method_params")),
                         **kw)

@@ -23,6 +23,8 @@ T = TypeVar("T")
 # ---------------------------------------------------------------------------------------- allowed values
 TASKS: tuple[str, ...] = ("tfbind8", "qm9str", "sehstr", "hypergrid", "rna1", "rna2", "rna3")
 CONDITIONINGS: tuple[str, ...] = ("none", "layer", "logit", "logit+layer")
+ARCHITECTURES: tuple[str, ...] = ("mlp", "transformer", "conv")  # the policy's trunk (thermogfn.networks)
+TRANSFORMER_HEADS = 4  # attention heads of the transformer trunk (--hidden must be a multiple)
 MDP_KINDS: tuple[str, ...] = ("prepend-append", "append", "hypergrid")
 OBJECTIVES: tuple[str, ...] = ("tb", "db", "subtb")
 G_KINDS: tuple[str, ...] = ("positive", "signed")
@@ -51,8 +53,9 @@ class ModelConfig:
     """Architecture of the model (part of the run config)."""
 
     conditioning: str | None = None  # default: the task's (logit on the paper's tasks, logit+layer elsewhere)
-    hidden: int | None = None  # default: the task's
-    layers: int = 2  # hidden layers of the trunk before its last (feature) layer
+    hidden: int | None = None  # default: the task's; the width of every architecture
+    layers: int = 2  # MLP: hidden layers before its last (feature) layer; transformer: blocks; conv: conv layers
+    architecture: str | None = None  # the trunk, one of ARCHITECTURES; default: the task's (mlp on every task)
     learn_pb: bool = False
     g_kind: str = "positive"
     beta_input: str = "log"
@@ -131,6 +134,8 @@ class RunConfig:
         excluded = IDENTITY_EXCLUDES if self.task == "hypergrid" else IDENTITY_EXCLUDES + tuple(HYPERGRID_DEFAULTS)
         for key in excluded:
             d.pop(key, None)
+        if d["model"]["architecture"] is None:  # a checkpoint from before --architecture: the MLP was the only one
+            d["model"]["architecture"] = "mlp"
         return d
 
 
@@ -181,7 +186,8 @@ def resolve(cfg: RunConfig, task: Task) -> RunConfig:
     """Fill ``None`` fields with the task's defaults and check the combination; returns a new config."""
     d = task.defaults
     model = dataclasses.replace(cfg.model, hidden=cfg.model.hidden if cfg.model.hidden is not None else d.hidden,
-                                conditioning=cfg.model.conditioning or d.conditioning)
+                                conditioning=cfg.model.conditioning or d.conditioning,
+                                architecture=cfg.model.architecture or d.architecture)
     data_path = getattr(task, "data_path", None)
     spec, sep, function = cfg.task.rpartition(":")
     if sep and spec.endswith(".py"):  # a reward file: remember where it is, so the run loads from any folder
@@ -201,6 +207,15 @@ def resolve(cfg: RunConfig, task: Task) -> RunConfig:
         raise ThermoGFNError(f"task {task.name} uses MDP {' or '.join(task.mdp_kinds)}, not {out.mdp!r}")
     _check_choice("objective", out.objective, OBJECTIVES)
     _check_choice("conditioning", model.conditioning, CONDITIONINGS)
+    _check_choice("architecture", model.architecture, ARCHITECTURES)
+    if model.architecture != "mlp" and out.mdp == "hypergrid":
+        raise ThermoGFNError(f"--architecture {model.architecture} reads the tokens of a sequence; the hypergrid's "
+                             "states are coordinates: use --architecture mlp")
+    if cfg.model.architecture not in (None, "mlp") and out.method != "gfn":
+        raise ThermoGFNError(f"--architecture sets the GFlowNet's policy; the {out.method} baseline uses its own MLP")
+    if model.architecture == "transformer" and model.hidden % TRANSFORMER_HEADS:
+        raise ThermoGFNError(f"--hidden must be a multiple of {TRANSFORMER_HEADS} (the transformer's heads), got "
+                             f"{model.hidden}")
     _check_choice("g", model.g_kind, G_KINDS)
     _check_choice("beta input", model.beta_input, BETA_INPUTS)
     _check_choice("layer encoding", model.layer_encoding, LAYER_ENCODINGS)

@@ -1,5 +1,6 @@
-"""The GFlowNet model: an MLP trunk over the one-hot state with forward, backward and flow heads,
-conditioned on beta in one of four ways (``none``, ``layer``, ``logit``, ``logit+layer``).
+"""The GFlowNet model: a trunk (an MLP over the one-hot state by default; see :mod:`thermogfn.networks`) with
+forward, backward and flow heads, conditioned on beta in one of four ways (``none``, ``layer``, ``logit``,
+``logit+layer``).
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from thermogfn.conditioning import BetaEmbedding, ConstantLogZ, LogitScale, LogZ, mlp
+from thermogfn.conditioning import BetaEmbedding, ConstantLogZ, LogitScale, LogZ
 from thermogfn.config import CONDITIONINGS, ModelConfig
 from thermogfn.mdp import MDP
+from thermogfn.networks import make_trunk
 
 
 @dataclass
@@ -60,9 +62,8 @@ class GFlowNetModel(nn.Module):
         self.use_layer = "layer" in cfg.conditioning
         self.use_logit = "logit" in cfg.conditioning
         self.embed = BetaEmbedding(cfg.layer_encoding, cfg.beta_input, beta_support) if self.use_layer else None
-        in_dim = mdp.encoding_dim + (self.embed.dim if self.embed is not None else 0)
-        self.trunk = mlp([in_dim] + [cfg.hidden] * cfg.layers + [cfg.hidden])
-        self.trunk.append(nn.LeakyReLU())
+        self.trunk = make_trunk(cfg.architecture or "mlp", mdp, cfg.hidden, cfg.layers,
+                                self.embed.dim if self.embed is not None else 0)
         self.pf_head = nn.Linear(cfg.hidden, mdp.n_forward)
         self.pb_head = nn.Linear(cfg.hidden, mdp.n_back) if cfg.learn_pb else None
         # log F(s; beta) = beta * u(s) + v(s): first order in beta, exact at a fixed beta
@@ -86,10 +87,7 @@ class GFlowNetModel(nn.Module):
         )
 
     def _features(self, states: torch.Tensor, ctx: BetaContext) -> torch.Tensor:
-        x = self.mdp.encode(states)
-        if ctx.embedding is not None:
-            x = torch.cat([x, ctx.embedding], dim=-1)
-        return self.trunk(x)
+        return self.trunk(states, ctx.embedding)
 
     def _scale(self, logits: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
         if g is not None:

@@ -131,6 +131,7 @@ class TaskDefaults:
     rounds: int = 2000
     lr: float = 1e-3  # the paper's tasks use its 1e-4
     conditioning: str = "logit"  # the paper's method on the paper's tasks; chosen by exact TV elsewhere
+    architecture: str = "mlp"  # the policy's trunk (benchmarks/sequence_policy.py)
     extra: dict = field(default_factory=dict)
 
 

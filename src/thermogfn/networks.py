@@ -1,0 +1,191 @@
+"""Trunks of the policy: a batch of states ``(B, state_dim)`` int64, plus the beta embedding of layer
+conditioning (or None), to one feature vector ``(B, hidden)`` that the forward, backward and flow heads read.
+
+- ``mlp``: the MLP over the one-hot state (every MDP; the default everywhere).
+- ``transformer``: a small pre-norm transformer encoder over the tokens of a sequence state. A token's position is
+  given twice, counted from the start and from the end of the *filled* part, so a prepend changes the start index
+  of every token but none of the end indices (and an append the reverse): both ends of the growing string are
+  anchored. Padding is masked out of attention and pooling, and only the longest filled prefix of the batch is
+  computed, so a rollout step at length t costs O(t), not O(L). A learned CLS token (plus an embedding of the
+  filled length) makes the empty state s0 well defined; layer conditioning's beta embedding is one more token.
+  Features: the CLS output and the mean over filled tokens, through a linear layer.
+- ``conv``: residual dilated 1-D convolutions over the token embeddings (zero outside the filled part, so a
+  prepend shifts the features exactly); pooled by masked mean and max, plus a filled-length embedding.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
+
+from thermogfn.conditioning import mlp
+from thermogfn.config import ARCHITECTURES, TRANSFORMER_HEADS
+from thermogfn.mdp import MDP
+
+
+class MLPTrunk(nn.Sequential):
+    """LeakyReLU MLP over ``mdp.encode(states)`` (with the beta embedding concatenated): ``layers`` hidden layers
+    of width ``hidden`` then the feature layer. A Sequential, so parameter names (``trunk.0.weight``, ...) and
+    initialisation are those of every earlier version."""
+
+    def __init__(self, mdp: MDP, hidden: int, layers: int, beta_dim: int = 0):
+        super().__init__(*mlp([mdp.encoding_dim + beta_dim] + [hidden] * layers + [hidden]), nn.LeakyReLU())
+        self.encode = mdp.encode
+
+    def forward(self, states: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.encode(states)
+        if embedding is not None:
+            x = torch.cat([x, embedding], dim=-1)
+        return super().forward(x)
+
+
+def filled_prefix(states: torch.Tensor, pad: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(mask (B, W), lengths (B,), W): the filled part of each left-aligned state (tokens before its first pad),
+    cut to the batch's longest filled part W >= 1 (everything after is padding in every row)."""
+    filled = (states != pad).cumprod(-1).bool()
+    lengths = filled.sum(-1)
+    width = max(1, int(lengths.max())) if states.shape[0] else 1  # one (masked) column keeps s0-only batches valid
+    return filled[:, :width], lengths, width
+
+
+CHUNK_TOKENS = 65_536  # a batch of more padded tokens runs in chunks of ~CHUNK_TOKENS / 2 filled tokens
+CHECKPOINT_FLOATS = 2**26  # with gradients, recompute chunks in backward when tokens x width x layers exceeds this
+
+
+class _SequenceTrunk(nn.Module):
+    """Token embeddings and the batching shared by the token-wise trunks.
+
+    The objectives score every state of every trajectory in one call: at length L that is ~L^2/2 tokens per
+    trajectory, padded to L^2. Such a batch is sorted by filled length and cut into chunks of about
+    ``CHUNK_TOKENS / 2`` filled tokens, each cut to its own longest state (about half the padded work), and when
+    gradients are needed and the activations would be large, each chunk is recomputed in backward
+    (``torch.utils.checkpoint``) instead of kept: memory stays at one chunk's. Rollout steps (equal lengths) and
+    small batches (TFBind8) take the single-call path.
+    """
+
+    def __init__(self, mdp: MDP, hidden: int, layers: int):
+        super().__init__()
+        if not hasattr(mdp, "K") or not hasattr(mdp, "L"):
+            raise ValueError(f"token-wise trunks need a sequence MDP, not {mdp.name!r}")
+        self.pad, self.length, self.hidden, self.layers = mdp.K, mdp.L, hidden, layers
+        self.token = nn.Embedding(mdp.K + 1, hidden)
+        self.filled_length = nn.Embedding(mdp.L + 1, hidden)
+
+    def forward(self, states: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
+        filled = (states != self.pad).cumprod(-1).sum(-1)
+        width = max(1, int(filled.max())) if states.shape[0] else 1
+        if states.shape[0] * width <= CHUNK_TOKENS:
+            return self._features(states, embedding)
+        order = filled.argsort(stable=True)
+        ends = (filled[order].clamp_min(1).cumsum(0) // (CHUNK_TOKENS // 2)).unique_consecutive(return_counts=True)[1]
+        recompute = torch.is_grad_enabled() and int(filled.sum()) * self.hidden * self.layers > CHECKPOINT_FLOATS
+        parts = []
+        for idx in order.split(ends.tolist()):
+            emb = embedding[idx] if embedding is not None else None
+            if recompute:
+                parts.append(checkpoint(self._features, states[idx], emb, use_reentrant=False))
+            else:
+                parts.append(self._features(states[idx], emb))
+        return torch.cat(parts).index_select(0, order.argsort())
+
+    def _features(self, states: torch.Tensor, embedding: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _tokens(self, states: torch.Tensor):
+        mask, lengths, width = filled_prefix(states, self.pad)
+        tokens = states[:, :width].masked_fill(~mask, self.pad)  # anything beyond the filled part reads as pad
+        return self.token(tokens), mask, lengths, width
+
+
+class _Block(nn.Module):
+    """Pre-norm transformer block: x + MHA(LN(x)), then x + FF(LN(x)) with a GELU feed-forward of ``ff`` x width."""
+
+    def __init__(self, width: int, heads: int, ff: int = 2):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.norm2 = nn.LayerNorm(width)
+        self.ff = nn.Sequential(nn.Linear(width, ff * width), nn.GELU(), nn.Linear(ff * width, width))
+
+    def forward(self, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=keys)
+        x = x + self.proj(att.transpose(1, 2).reshape(b, t, d))
+        return x + self.ff(self.norm2(x))
+
+
+class TransformerTrunk(_SequenceTrunk):
+    """Pre-norm transformer over [CLS, beta?, tokens]; positions from both ends of the filled part."""
+
+    def __init__(self, mdp: MDP, hidden: int, layers: int, beta_dim: int = 0, heads: int = TRANSFORMER_HEADS):
+        super().__init__(mdp, hidden, layers)
+        if hidden % heads:
+            raise ValueError(f"the transformer's width {hidden} must be a multiple of its {heads} heads")
+        self.from_start = nn.Embedding(mdp.L, hidden)
+        self.from_end = nn.Embedding(mdp.L, hidden)
+        self.cls = nn.Parameter(torch.zeros(hidden))
+        self.beta = nn.Linear(beta_dim, hidden) if beta_dim else None
+        self.blocks = nn.ModuleList(_Block(hidden, heads) for _ in range(layers))
+        self.norm = nn.LayerNorm(hidden)
+        self.out = nn.Linear(2 * hidden, hidden)
+        for emb in (self.token, self.filled_length, self.from_start, self.from_end):
+            nn.init.normal_(emb.weight, std=0.02)
+        self.n_prefix = 2 if beta_dim else 1
+
+    def _features(self, states: torch.Tensor, embedding: torch.Tensor | None) -> torch.Tensor:
+        x, mask, lengths, width = self._tokens(states)
+        pos = torch.arange(width)
+        end = (lengths[:, None] - 1 - pos).clamp_min(0)
+        x = x + self.from_start.weight[:width] + self.from_end(end)
+        prefix = [(self.cls + self.filled_length(lengths))[:, None]]
+        if self.beta is not None:
+            assert embedding is not None, "layer conditioning needs the beta embedding"
+            prefix.append(self.beta(embedding)[:, None])
+        x = torch.cat(prefix + [x], dim=1)
+        keys = torch.cat([mask.new_ones(mask.shape[0], self.n_prefix), mask], dim=1)[:, None, None, :]
+        for block in self.blocks:
+            x = block(x, keys)
+        x = self.norm(x)
+        tok = x[:, self.n_prefix:]
+        mean = (tok * mask[..., None]).sum(1) / lengths.clamp_min(1)[:, None]
+        return F.leaky_relu(self.out(torch.cat([x[:, 0], mean], dim=-1)))
+
+
+class ConvTrunk(_SequenceTrunk):
+    """Residual dilated convolutions (kernel 5, dilation 1, 2, 4, ...) over the filled tokens, zero elsewhere."""
+
+    def __init__(self, mdp: MDP, hidden: int, layers: int, beta_dim: int = 0, kernel: int = 5):
+        super().__init__(mdp, hidden, layers)
+        self.convs = nn.ModuleList(nn.Conv1d(hidden, hidden, kernel, padding=(kernel // 2) * 2**i, dilation=2**i)
+                                   for i in range(layers))
+        self.out = nn.Linear(3 * hidden + beta_dim, hidden)
+
+    def _features(self, states: torch.Tensor, embedding: torch.Tensor | None) -> torch.Tensor:
+        x, mask, lengths, width = self._tokens(states)
+        m = mask[:, None, :].to(x.dtype)
+        x = x.transpose(1, 2) * m  # (B, hidden, W)
+        for conv in self.convs:
+            x = x + F.leaky_relu(conv(x)) * m
+        mean = x.sum(-1) / lengths.clamp_min(1)[:, None]
+        top = x.masked_fill(~mask[:, None, :], float("-inf")).amax(-1)
+        top = torch.where(lengths[:, None] > 0, top, 0.0)
+        parts = [mean, top, self.filled_length(lengths)]
+        if embedding is not None:
+            parts.append(embedding)
+        return F.leaky_relu(self.out(torch.cat(parts, dim=-1)))
+
+
+def make_trunk(architecture: str, mdp: MDP, hidden: int, layers: int, beta_dim: int = 0) -> nn.Module:
+    """The trunk ``architecture`` (one of :data:`~thermogfn.config.ARCHITECTURES`) for ``mdp``."""
+    if architecture == "mlp":
+        return MLPTrunk(mdp, hidden, layers, beta_dim)
+    if architecture == "transformer":
+        return TransformerTrunk(mdp, hidden, layers, beta_dim)
+    if architecture == "conv":
+        return ConvTrunk(mdp, hidden, layers, beta_dim)
+    raise ValueError(f"architecture must be one of {ARCHITECTURES}")
