@@ -7,6 +7,7 @@ P_F(s'|s) = F(s') P_B(s|s') / F(s). It duck-types GFlowNetModel for the rollouts
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
@@ -96,6 +97,9 @@ class Oracle:
             table = self.tables(b)[which]
             out[rows] = table[idx[rows]] if which else table[idx[rows]][:, None]
         return out
+
+    def rollout_weights(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
 
     def forward_log_probs(self, states: torch.Tensor, ctx: BetaContext, depth: int | None = None) -> torch.Tensor:
         return self._rows(states, ctx.beta, 1)

@@ -15,6 +15,8 @@ conditioning (or None), to one feature vector ``(B, hidden)`` that the forward, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -39,6 +41,24 @@ class MLPTrunk(nn.Sequential):
         if embedding is not None:
             x = torch.cat([x, embedding], dim=-1)
         return super().forward(x)
+
+    def snapshot(self) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
+        """The same features without gradients, from a copy of the current weights laid out for small batches:
+        ``x @ W^T`` with ``W^T`` stored contiguously is ~1.6x faster than ``linear`` at 16 rows (benchmarks/
+        README.md), and the activations run in place. Valid until the next optimiser step (one rollout)."""
+        slope = next(m.negative_slope for m in self if isinstance(m, nn.LeakyReLU))
+        layers = [(m.weight.detach().t().contiguous(), m.bias.detach()) for m in self if isinstance(m, nn.Linear)]
+        encode = self.encode
+
+        def features(states: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
+            x = encode(states)
+            if embedding is not None:
+                x = torch.cat([x, embedding], dim=-1)
+            for weight_t, bias in layers:  # every Linear of the trunk is followed by a LeakyReLU
+                x = F.leaky_relu_(torch.addmm(bias, x, weight_t), slope)
+            return x
+
+        return features
 
 
 def filled_prefix(states: torch.Tensor, pad: int) -> tuple[torch.Tensor, torch.Tensor, int]:

@@ -5,6 +5,8 @@ forward, backward and flow heads, conditioned on beta in one of four ways (``non
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -62,6 +64,7 @@ class GFlowNetModel(nn.Module):
         self.use_layer = "layer" in cfg.conditioning
         self.use_logit = "logit" in cfg.conditioning
         self.embed = BetaEmbedding(cfg.layer_encoding, cfg.beta_input, beta_support) if self.use_layer else None
+        self._snapshot: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None
         self.trunk = make_trunk(cfg.architecture or "mlp", mdp, cfg.hidden, cfg.layers,
                                 self.embed.dim if self.embed is not None else 0)
         self.pf_head = nn.Linear(cfg.hidden, mdp.n_forward)
@@ -87,7 +90,21 @@ class GFlowNetModel(nn.Module):
         )
 
     def _features(self, states: torch.Tensor, ctx: BetaContext) -> torch.Tensor:
+        if self._snapshot is not None and not torch.is_grad_enabled():
+            return self._snapshot(states, ctx.embedding)
         return self.trunk(states, ctx.embedding)
+
+    @contextmanager
+    def rollout_weights(self) -> Iterator[None]:
+        """Within, network calls without gradients use the trunk's snapshot of the current weights (laid out for
+        small batches; see ``MLPTrunk.snapshot``), taken once: for the steps of one rollout, between optimiser
+        steps. Trunks without a snapshot run as they are."""
+        take = getattr(self.trunk, "snapshot", None)
+        self._snapshot = take() if take is not None else None
+        try:
+            yield
+        finally:
+            self._snapshot = None
 
     def _scale(self, logits: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
         if g is not None:

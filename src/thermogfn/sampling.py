@@ -10,6 +10,7 @@ of a rollout is drawn up front (:class:`ActionNoise`), so the steps are pure ten
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -129,6 +130,12 @@ def forward_rollout(model: GFlowNetModel, beta: torch.Tensor, eps: float = 0.0,
                     chunk: int | None = None) -> Trajectories:
     """Roll out ``len(beta)`` trajectories from s0, each at its own beta. ``steps_fn`` (default
     :func:`forward_steps`) runs ``chunk`` steps at a time, e.g. compiled (``thermogfn.compiled``)."""
+    with model.rollout_weights() if steps_fn is None else nullcontext():
+        return _forward_rollout(model, beta, eps, generator, steps_fn, chunk)
+
+
+def _forward_rollout(model: GFlowNetModel, beta: torch.Tensor, eps: float, generator: torch.Generator | None,
+                     steps_fn: StepsFn | None, chunk: int | None) -> Trajectories:
     mdp: MDP = model.mdp
     batch, steps = beta.shape[0], mdp.max_steps
     noise = ActionNoise.draw(steps, batch, mdp.n_forward, eps, generator, beta.device)
@@ -177,6 +184,13 @@ def backward_rollout(model: GFlowNetModel, objects: torch.Tensor, beta: torch.Te
                      chunk: int | None = None) -> Trajectories:
     """Trajectories ending in ``objects``, generated backwards with P_B (at each row's beta). ``steps_fn``
     (default :func:`backward_steps`) runs ``chunk`` steps at a time."""
+    with model.rollout_weights() if steps_fn is None and model.pb_head is not None else nullcontext():
+        return _backward_rollout(model, objects, beta, generator, steps_fn, chunk)
+
+
+def _backward_rollout(model: GFlowNetModel, objects: torch.Tensor, beta: torch.Tensor,
+                      generator: torch.Generator | None, steps_fn: Callable[..., tuple] | None,
+                      chunk: int | None) -> Trajectories:
     mdp: MDP = model.mdp
     batch, steps = objects.shape[0], mdp.max_steps
     device = beta.device
