@@ -23,9 +23,29 @@ class Scored:
 
     log_pf: torch.Tensor  # (B, T+1), 0 past the stop
     log_pb: torch.Tensor  # (B, T+1), 0 for the stop transition and past it
-    node_flow: torch.Tensor  # (B, T+2) log F of s_0..s_n, x; garbage past n+1
-    node_valid: torch.Tensor  # (B, T+2) bool
     log_z: torch.Tensor  # (B,)
+    log_reward_flow: torch.Tensor  # (B,) log F(x) = beta log R(x), in the dtype of the other flows
+    n: torch.Tensor  # (B,) moves per trajectory
+    state_flow: torch.Tensor | None = None  # (B, T+1) log F(s_t) (DB / SubTB); garbage past s_n
+
+    @property
+    def node_flow(self) -> torch.Tensor:
+        """(B, T+2) log F of the nodes s_0..s_n, x (node 0: log Z; garbage past n + 1)."""
+        batch, t1 = self.log_pf.shape
+        inner = torch.zeros(batch, t1, dtype=self.log_z.dtype, device=self.log_z.device)
+        if self.state_flow is not None:
+            inner = torch.cat([self.state_flow[:, 1:], torch.zeros_like(self.state_flow[:, :1])], dim=1)
+        inner = torch.cat([self.log_z[:, None], inner], dim=1)
+        return torch.where(self._node == (self.n + 1)[:, None], self.log_reward_flow[:, None], inner)
+
+    @property
+    def node_valid(self) -> torch.Tensor:
+        """(B, T+2) bool: the nodes s_0..s_n, x of each row."""
+        return self._node <= (self.n + 1)[:, None]
+
+    @property
+    def _node(self) -> torch.Tensor:
+        return torch.arange(self.log_pf.shape[1] + 1, device=self.log_pf.device)
 
 
 def score(model: GFlowNetModel, traj: Trajectories, beta_log_reward: torch.Tensor,
@@ -57,17 +77,10 @@ def score(model: GFlowNetModel, traj: Trajectories, beta_log_reward: torch.Tenso
     log_pb = torch.cat([torch.where(moved, pb.view(batch, t1)[:, 1:], 0.0), torch.zeros(batch, 1, device=device)],
                        dim=1)
     log_z = model.log_z(traj.beta)
-    node = torch.arange(t1 + 1, device=device)
-    terminal = (node == (traj.n + 1)[:, None])
     if need_flow:
         assert flow is not None
-        # node i <= n is s_i = states[:, i]; node 0 uses log Z; the last slot is only ever a terminal node
-        flow = flow.view(batch, t1)
-        inner = torch.cat([log_z[:, None], flow[:, 1:], torch.zeros_like(flow[:, :1])], dim=1)
-    else:
-        inner = torch.cat([log_z[:, None], torch.zeros(batch, t1, device=device)], dim=1)
-    node_flow = torch.where(terminal, beta_log_reward.to(inner.dtype)[:, None], inner)
-    return Scored(log_pf, log_pb, node_flow, node <= (traj.n + 1)[:, None], log_z)
+    state_flow = flow.view(batch, t1) if need_flow and flow is not None else None
+    return Scored(log_pf, log_pb, log_z, beta_log_reward.to(log_z.dtype), traj.n, state_flow)
 
 
 def _potentials(s: Scored) -> torch.Tensor:
@@ -78,9 +91,7 @@ def _potentials(s: Scored) -> torch.Tensor:
 
 def trajectory_balance(s: Scored, n: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of (log Z + sum log P_F - beta log R - sum log P_B)^2."""
-    a = _potentials(s)
-    last = a.gather(1, (n + 1)[:, None]).squeeze(1)
-    return ((a[:, 0] - last) ** 2).mean()
+    return ((s.log_z + (s.log_pf - s.log_pb).sum(1) - s.log_reward_flow) ** 2).mean()
 
 
 def detailed_balance(s: Scored, n: torch.Tensor) -> torch.Tensor:
