@@ -153,6 +153,25 @@ def _forward_rollout(model: GFlowNetModel, beta: torch.Tensor, eps: float, gener
             moves.append(action)
         stacked = torch.stack(states, dim=1)
         actions = torch.cat(moves + [torch.full((batch,), mdp.stop, device=beta.device)]).view(steps + 1, batch).T
+    elif steps_fn is None:  # eager, several lengths: finished rows repeat stop (a no-op); actions fixed up after
+        states, moves = [state], []
+        for t in range(steps):
+            action = choose(model.forward_log_probs(state, ctx), noise.gumbel[t],
+                            None if noise.explore is None else noise.explore[t])
+            action = action.masked_fill(done, mdp.stop)
+            done = done | (action == mdp.stop)
+            state = mdp.step(state, action)
+            states.append(state)
+            moves.append(action)
+            if bool(done.all()):  # a host sync per step: cheaper than a network call on the CPU
+                break
+        moves.append(torch.full((batch,), mdp.stop, device=beta.device))  # rows still going are full: they stop
+        actions = torch.stack(moves, 1)
+        n = (actions == mdp.stop).int().argmax(1)  # the first stop
+        actions = torch.where(torch.arange(actions.shape[1], device=beta.device) > n[:, None], -1, actions)
+        missing = steps + 1 - actions.shape[1]
+        actions = torch.nn.functional.pad(actions, (0, missing), value=-1)
+        stacked = torch.stack(states + [state] * missing, dim=1)
     else:
         steps_fn = steps_fn or forward_steps
         chunk = chunk or _chunk_steps(beta.device)
