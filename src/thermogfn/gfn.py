@@ -9,6 +9,7 @@ import torch
 
 from thermogfn.config import RunConfig
 from thermogfn.errors import ThermoGFNError
+from thermogfn.flat import FlatParameters
 from thermogfn.kernels import Candidates, Paths, Reward, back_and_forth_step, greedy_step, step_log_probs
 from thermogfn.mdp import MDP, make_mdp
 from thermogfn.objectives import trajectory_loss
@@ -56,11 +57,11 @@ class GFlowNetTrainer(BaseTrainer):
         self.train_prior: BetaPrior = self.cfg.train_prior
         self.explore_prior: BetaPrior = self.cfg.explore_prior
         self.drawn_beta_mean = float("nan")  # mean beta of the last round's on-policy (or offline) batch
-        self.optimizer = torch.optim.Adam([
-            {"params": self.model.policy_parameters(), "lr": self.cfg.lr},
-            {"params": list(self.model.log_z.parameters()), "lr": self.cfg.lr_logz},
-        ], fused=True)  # one fused kernel instead of a Python loop over parameters (~7% of a round)
-        self._params = list(self.model.parameters())
+        # two flat tensors (policy, log Z) for zeroing, clipping and a fused Adam: thermogfn.flat
+        self.flat = FlatParameters([self.model.policy_parameters(), list(self.model.log_z.parameters())])
+        self.optimizer = torch.optim.Adam([{"params": [flat], "lr": lr} for flat, lr in
+                                           zip(self.flat.tensors, (self.cfg.lr, self.cfg.lr_logz), strict=False)],
+                                          fused=True)
         self.buffer = ReplayBuffer(self.task.length)
         self.compiled = None
         if self.cfg.compile:
@@ -88,7 +89,7 @@ class GFlowNetTrainer(BaseTrainer):
         log_reward = log_reward.to(self.device)
         loss_fn = trajectory_loss if self.compiled is None else self.compiled.loss
         value = loss_fn(self.model, traj, log_reward, self.cfg.objective, self.cfg.subtb_lambda)
-        return self.gradient_step(value, self.optimizer, self._params)
+        return self.gradient_step(value, self.optimizer, self.flat.tensors, self.flat.zero_grad)
 
     def _forward_rollout(self, beta: torch.Tensor, eps: float) -> Trajectories:
         beta = beta.to(self.device)
@@ -181,7 +182,7 @@ class GFlowNetTrainer(BaseTrainer):
 
     def load_method_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(self.flat.flatten_optimizer_state(state["optimizer"]))
         if self.rollout_generator is not self.generator and "rollout_generator" in state:
             self.rollout_generator.set_state(state["rollout_generator"])
         buf = state["buffer"]

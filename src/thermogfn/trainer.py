@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -106,19 +106,22 @@ class BaseTrainer(ABC):
         return raw, keys
 
     def gradient_step(self, value: torch.Tensor, optimizer: torch.optim.Optimizer,
-                      parameters: Iterable[torch.nn.Parameter]) -> float:
-        """Backward, clip and step; a non-finite loss or gradient is skipped and counted instead."""
+                      parameters: Iterable[torch.nn.Parameter],
+                      zero_grad: Callable[[], None] | None = None) -> float:
+        """Backward, clip and step; a non-finite loss or gradient is skipped and counted instead. ``zero_grad``
+        clears the gradients (default: the optimiser's, setting them to None)."""
         if not torch.isfinite(value):
             self.skipped += 1
             self.consecutive_skips += 1
             return float("nan")
-        optimizer.zero_grad(set_to_none=True)
+        clear = zero_grad or (lambda: optimizer.zero_grad(set_to_none=True))
+        clear()
         value.backward()
         norm = torch.nn.utils.clip_grad_norm_(list(parameters), self.cfg.grad_clip)
         if not torch.isfinite(norm):
             self.skipped += 1
             self.consecutive_skips += 1
-            optimizer.zero_grad(set_to_none=True)
+            clear()
             return float("nan")
         optimizer.step()
         self.consecutive_skips = 0
