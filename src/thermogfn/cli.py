@@ -110,8 +110,8 @@ def cli() -> None:
 @click.option("--device", type=_choice(DEVICES), default="cpu", show_default=True,
               help="Where the GFlowNet trains: cpu, cuda, or auto (cuda if torch sees one); rewards stay on the CPU")
 @click.option("--compile", "compile", is_flag=True,
-              help="torch.compile the rollouts and the loss: ~3x faster rounds after a one-off compile of ~1 min "
-                   "(benchmarks/README.md)")
+              help="torch.compile the rollouts (a one-off compile of tens of seconds; where it pays: "
+                   "benchmarks/README.md)")
 @click.option("--hidden", type=int, default=None, help="Hidden width (default: the task's)")
 @click.option("--layers", type=int, default=2, show_default=True,
               help="The MLP trunk has LAYERS+1 hidden layers of width --hidden; the transformer LAYERS blocks, the "

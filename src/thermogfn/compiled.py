@@ -1,12 +1,13 @@
-"""Optional ``torch.compile`` of the fixed-shape parts of a GFlowNet round (``--compile``).
+"""Optional ``torch.compile`` of the rollouts of a GFlowNet round (``--compile``).
 
 On small tensors a round is bound by per-operation overhead (benchmarks/README.md), not arithmetic. Compiling
-fuses a chunk of rollout steps (the whole rollout of a fixed-length sequence MDP), and the re-scoring + loss with
-its backward, into a few C++ kernels per call. Each distinct shape compiles once per process (tens of seconds;
-inductor caches kernels on disk, so later processes start faster). The rollouts draw the same actions from the
-same pre-drawn noise as the eager code; losses differ from eager in the last bits (fused arithmetic), so a run's
-config records whether it was compiled and a resume uses the same. Where ``torch.compile`` fails (no C++
-compiler, an unsupported platform), the first failure prints one line and the run continues eagerly.
+fuses a chunk of ``COMPILE_CHUNK`` rollout steps (forward and backward) into a few C++ kernels per call. Each
+distinct shape compiles once per process (tens of seconds; inductor caches kernels on disk, so later processes
+start faster). The loss stays eager: compiled on this CPU, its forward and backward were slower than eager
+(benchmarks/README.md). The rollouts draw the same actions from the same pre-drawn noise as the eager code, so
+a run's results do not depend on the flag beyond the last bits of the network's outputs (which can flip a
+near-tie); the config records it and a resume uses the same. Where ``torch.compile`` fails (no C++ compiler, an
+unsupported platform), the first failure prints one line and the run continues eagerly.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 
 import torch
 
-from thermogfn.objectives import trajectory_loss
 from thermogfn.sampling import backward_steps, forward_steps
 
 COMPILE_CHUNK = 8  # rollout steps per compiled call: one call per fixed-length sequence of <= 8 tokens
@@ -46,10 +46,9 @@ class _Compiled:
 
 
 class CompiledRound:
-    """The compiled rollout steps and loss of one trainer (see the module docstring)."""
+    """The compiled rollout steps of one trainer (see the module docstring)."""
 
     def __init__(self) -> None:
         self.forward_steps = _Compiled(forward_steps)
         self.backward_steps = _Compiled(backward_steps)
-        self.loss = _Compiled(trajectory_loss)
         self.chunk = COMPILE_CHUNK

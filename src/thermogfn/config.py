@@ -98,7 +98,7 @@ class RunConfig:
     lr: float | None = None
     lr_logz: float = 1e-2
     grad_clip: float = 10.0
-    compile: bool = False  # torch.compile the rollout steps and the loss (thermogfn.compiled): faster long runs
+    compile: bool = False  # torch.compile the rollout steps (thermogfn.compiled)
     device: str = "cpu"  # where the GFlowNet trains (DEVICES); rewards are computed on the CPU
     max_consecutive_skips: int = 20  # stop (with a checkpoint) after this many non-finite steps in a row
     seed: int = 0

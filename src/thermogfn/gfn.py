@@ -87,8 +87,7 @@ class GFlowNetTrainer(BaseTrainer):
 
     def _update(self, traj: Trajectories, log_reward: torch.Tensor) -> float:
         log_reward = log_reward.to(self.device)
-        loss_fn = trajectory_loss if self.compiled is None else self.compiled.loss
-        value = loss_fn(self.model, traj, log_reward, self.cfg.objective, self.cfg.subtb_lambda)
+        value = trajectory_loss(self.model, traj, log_reward, self.cfg.objective, self.cfg.subtb_lambda)
         return self.gradient_step(value, self.optimizer, self.flat.tensors, self.flat.zero_grad)
 
     def _forward_rollout(self, beta: torch.Tensor, eps: float) -> Trajectories:
