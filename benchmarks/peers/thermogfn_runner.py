@@ -68,7 +68,8 @@ def main() -> None:
     metrics = exact_metrics(trainer.model, task, 1.0)
     eval_s = clock.lap()[0]
     batch = SETTINGS[args.setting]["batch"]
-    emit({"system": "thermogfn --compile" if args.compile else "thermogfn", "setting": args.setting, "seed": args.seed, "iterations": args.iterations,
+    emit({"system": "thermogfn --compile" if args.compile else "thermogfn", "setting": args.setting, "seed": args.seed,
+          "iterations": args.iterations,
           "warmup": args.warmup, "batch": batch, **stats, "traj_per_s": batch / stats["ms_per_iter"] * 1e3,
           "import_s": import_s, "setup_s": setup_s,
           # eager torch: nothing is compiled ahead; the first iteration's excess over the steady median is
