@@ -348,21 +348,15 @@ def strings_to_objects(strings: list[str], alphabet: str, length: int, min_lengt
 
     Raises :class:`ThermoGFNError` naming the allowed alphabet/length for any bad string.
     """
+    strings = _string_list(strings, alphabet)
+    if not strings:
+        return torch.zeros(0, length, dtype=torch.int64)
     if min_length is not None and min_length < length:
         return _strings_to_padded(strings, alphabet, length, min_length)
     import numpy as np
 
     from thermogfn.errors import ThermoGFNError
 
-    if isinstance(strings, str):
-        strings = [strings]
-    strings = list(strings)
-    if not strings:
-        return torch.zeros(0, length, dtype=torch.int64)
-    bad_type = next((s for s in strings if not isinstance(s, str)), None)
-    if bad_type is not None:
-        raise ThermoGFNError(f"expected strings over {alphabet!r}, got {type(bad_type).__name__} "
-                             f"{repr(bad_type)[:60]}")
     # Python lengths: numpy drops trailing NUL characters, so np.char.str_len would undercount them
     lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
     if (lengths != length).any():
@@ -384,22 +378,25 @@ def strings_to_objects(strings: list[str], alphabet: str, length: int, min_lengt
     return torch.from_numpy(codes)
 
 
-def _strings_to_padded(strings: list[str], alphabet: str, length: int, min_length: int) -> torch.Tensor:
-    """:func:`strings_to_objects` for lengths ``min_length..length``."""
-    import numpy as np
-
+def _string_list(strings: list[str] | str, alphabet: str) -> list[str]:
+    """``strings`` as a list (one string alone becomes a list of one); anything but strings is a one-line error."""
     from thermogfn.errors import ThermoGFNError
 
-    if isinstance(strings, str):
-        strings = [strings]
-    strings = list(strings)
-    pad = len(alphabet)
-    if not strings:
-        return torch.zeros(0, length, dtype=torch.int64)
+    strings = [strings] if isinstance(strings, str) else list(strings)
     bad_type = next((s for s in strings if not isinstance(s, str)), None)
     if bad_type is not None:
         raise ThermoGFNError(f"expected strings over {alphabet!r}, got {type(bad_type).__name__} "
                              f"{repr(bad_type)[:60]}")
+    return strings
+
+
+def _strings_to_padded(strings: list[str], alphabet: str, length: int, min_length: int) -> torch.Tensor:
+    """:func:`strings_to_objects` for a non-empty list of strings of lengths ``min_length..length``."""
+    import numpy as np
+
+    from thermogfn.errors import ThermoGFNError
+
+    pad = len(alphabet)
     lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
     wrong = (lengths < min_length) | (lengths > length)
     if wrong.any():
