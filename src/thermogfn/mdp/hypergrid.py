@@ -72,7 +72,10 @@ class HypergridMDP(MDP):
         idx = torch.arange(self.n_states(), dtype=torch.int64)
         coords = (idx[:, None] // self._weights) % self.H
         level = coords.sum(-1)
-        return [coords[level == n] for n in range(self.max_steps + 1)]
+        # one stable sort by level instead of a pass over every state per level
+        order = torch.sort(level, stable=True).indices
+        counts = torch.bincount(level, minlength=self.max_steps + 1).tolist()
+        return list(coords[order].split(counts))
 
     def state_index(self, states: torch.Tensor) -> torch.Tensor:
         return (states * self._weights).sum(-1)

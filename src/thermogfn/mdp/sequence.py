@@ -40,6 +40,9 @@ class _SequenceMDP(MDP):
         if self._n_states < 2**63:
             counts_t = torch.tensor(counts, dtype=torch.int64)
             self._offsets = torch.cat([torch.zeros(1, dtype=torch.int64), counts_t.cumsum(0)[:-1]])
+            # row l, position i < l: K^(l-1-i), the place value of token i in a string of length l (else 0)
+            exps = (torch.arange(length + 1)[:, None] - 1 - self._pos).clamp_min(0)
+            self._place_values = torch.where(self._pos < torch.arange(length + 1)[:, None], vocab_size**exps, 0)
 
     def _forward_tables(self, n_grow: int) -> None:
         """Allowed forward actions depend only on the length l: grow (``n_grow`` actions) below L, stop (last)
@@ -103,10 +106,8 @@ class _SequenceMDP(MDP):
         if self._offsets is None:
             raise ValueError(f"{self.K}-letter sequences of length {self.L} have too many states for int64 indices")
         lengths = self.lengths(states)
-        # base-K value of the first `length` tokens: weight K^(length-1-i) for position i < length
-        exps = (lengths[:, None] - 1 - self._pos).clamp_min(0)
-        weights = torch.where(self._pos < lengths[:, None], self.K**exps, 0)
-        return self._offsets[lengths] + (states.clamp_max(self.K - 1) * weights).sum(-1)
+        # base-K value of the first `length` tokens: weight K^(length-1-i) for position i < length (a table row)
+        return self._offsets[lengths] + (states.clamp_max(self.K - 1) * self._place_values[lengths]).sum(-1)
 
 
 class AppendMDP(_SequenceMDP):
