@@ -16,7 +16,7 @@ from thermogfn.config import ARCHITECTURES, ModelConfig, RunConfig, resolve
 from thermogfn.errors import ThermoGFNError
 from thermogfn.exact import exact_metrics
 from thermogfn.gfn import GFlowNetTrainer
-from thermogfn.mdp import PrependAppendMDP
+from thermogfn.mdp import PrependAppendMDP, make_mdp
 from thermogfn.policy import GFlowNetModel
 from thermogfn.tasks.hypergrid import HypergridTask
 
@@ -190,3 +190,21 @@ def test_cli_trains_and_resumes_a_transformer(tmp_path):
     code, _, err = run_cli("train", "--resume", str(run), "--steps", "3")
     assert code == 0, err
     assert "trained 3 rounds" in err
+
+
+@pytest.mark.parametrize("kind,classes,positions,beta_dim", [("prepend-append", 20, 32, 0), ("append", 20, 32, 4),
+                                                             ("hypergrid", 40, 16, 3)])
+def test_wide_one_hot_rollout_features_equal_the_dense_product(kind, classes, positions, beta_dim):
+    from thermogfn.networks import WIDE_INPUT, MLPTrunk
+
+    torch.manual_seed(0)
+    mdp = make_mdp(kind, classes, positions)
+    assert mdp.encoding_dim > WIDE_INPUT
+    trunk = MLPTrunk(mdp, 32, 2, beta_dim)
+    states = mdp.initial(9)
+    for _ in range(6):
+        actions = torch.randint(0, mdp.n_actions, (9,))
+        states = mdp.step(states, actions)
+    embedding = torch.randn(9, beta_dim) if beta_dim else None
+    with torch.no_grad():
+        assert torch.allclose(trunk.snapshot()(states, embedding), trunk(states, embedding), atol=1e-5)

@@ -26,15 +26,32 @@ from thermogfn.conditioning import mlp
 from thermogfn.config import ARCHITECTURES, TRANSFORMER_HEADS
 from thermogfn.mdp import MDP
 
+WIDE_INPUT = 512  # one-hot inputs wider than this enter the first layer as a sum of its columns
+
 
 class MLPTrunk(nn.Sequential):
     """LeakyReLU MLP over ``mdp.encode(states)`` (with the beta embedding concatenated): ``layers`` hidden layers
     of width ``hidden`` then the feature layer. A Sequential, so parameter names (``trunk.0.weight``, ...) and
-    initialisation are those of every earlier version."""
+    initialisation are those of every earlier version.
+
+    For a one-hot encoding wider than :data:`WIDE_INPUT` (long sequences, big alphabets), rollouts (the snapshot,
+    no gradients) compute the first layer as the sum of the weight columns of each position's value
+    (``embedding_bag``): the same function with state_dim instead of state_dim x classes multiply-adds per unit.
+    With gradients the dense one-hot product stays: ``embedding_bag``'s backward was slower than the GEMM's."""
 
     def __init__(self, mdp: MDP, hidden: int, layers: int, beta_dim: int = 0):
         super().__init__(*mlp([mdp.encoding_dim + beta_dim] + [hidden] * layers + [hidden]), nn.LeakyReLU())
         self.encode = mdp.encode
+        self.width = mdp.encoding_dim if mdp.encoding_classes and mdp.encoding_dim > WIDE_INPUT else 0
+        if self.width:  # column of (position i, value v) in the one-hot encoding: i * classes + v
+            self.register_buffer("column0", torch.arange(mdp.state_dim) * mdp.encoding_classes, persistent=False)
+
+    def _first_layer(self, states: torch.Tensor, embedding: torch.Tensor | None, columns_t: torch.Tensor,
+                     rest_t: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """Pre-activation of the first layer from the columns of the one-hot entries (``columns_t``: the one-hot
+        part of W^T, ``rest_t``: the beta embedding's part)."""
+        h = F.embedding_bag(states + self.column0, columns_t, mode="sum") + bias
+        return h if embedding is None else torch.addmm(h, embedding, rest_t)
 
     def forward(self, states: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
         x = self.encode(states)
@@ -48,13 +65,20 @@ class MLPTrunk(nn.Sequential):
         README.md), and the activations run in place. Valid until the next optimiser step (one rollout)."""
         slope = next(m.negative_slope for m in self if isinstance(m, nn.LeakyReLU))
         layers = [(m.weight.detach().t().contiguous(), m.bias.detach()) for m in self if isinstance(m, nn.Linear)]
-        encode = self.encode
+        encode, width = self.encode, self.width
 
         def features(states: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
-            x = encode(states)
-            if embedding is not None:
-                x = torch.cat([x, embedding], dim=-1)
-            for weight_t, bias in layers:  # every Linear of the trunk is followed by a LeakyReLU
+            if width:
+                weight_t, bias = layers[0]
+                x = F.leaky_relu_(self._first_layer(states, embedding, weight_t[:width], weight_t[width:], bias),
+                                  slope)
+                rest = layers[1:]
+            else:
+                x = encode(states)
+                if embedding is not None:
+                    x = torch.cat([x, embedding], dim=-1)
+                rest = layers
+            for weight_t, bias in rest:  # every Linear of the trunk is followed by a LeakyReLU
                 x = F.leaky_relu_(torch.addmm(bias, x, weight_t), slope)
             return x
 

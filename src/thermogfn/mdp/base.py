@@ -31,6 +31,8 @@ class MDP(ABC):
     log_n_objects: float  # log of the number of terminal objects (log Z at beta = 0)
     fixed_length: bool = False  # every trajectory makes exactly max_steps moves, then stops (rollouts skip bookkeeping)
     device: torch.device = torch.device("cpu")  # where its lookup tables live and initial() creates states
+    # encode() is one-hot per position: state_dim positions of encoding_classes values (0: some other encoding)
+    encoding_classes: int = 0
 
     def to(self, device: torch.device | str) -> MDP:
         """Move the MDP's lookup tables to ``device`` (rollouts then run there); returns the MDP."""

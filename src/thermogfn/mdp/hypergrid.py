@@ -22,6 +22,7 @@ class HypergridMDP(MDP):
         self.n_back = ndim
         self.max_steps = ndim * (height - 1)
         self.encoding_dim = ndim * height
+        self.encoding_classes = height
         self.log_n_objects = ndim * math.log(height)
         self._eye = torch.eye(ndim, dtype=torch.int64)
         self._increment = torch.cat([self._eye, torch.zeros(1, ndim, dtype=torch.int64)])

@@ -24,6 +24,7 @@ class _SequenceMDP(MDP):
         self.state_dim = length
         self.max_steps = length
         self.encoding_dim = length * (vocab_size + 1)
+        self.encoding_classes = vocab_size + 1
         if self.min_length == length:
             self.log_n_objects = length * math.log(vocab_size)
         else:  # log sum_{n=min}^{L} K^n, in log space (K^L overflows floats for long sequences)
