@@ -17,6 +17,7 @@ from thermogfn.config import (
     CONDITIONINGS,
     CORRECTIONS,
     DEVICES,
+    EXECUTORS,
     G_KINDS,
     HYPERGRID_DEFAULTS,
     KERNELS,
@@ -109,6 +110,12 @@ def cli() -> None:
 @click.option("--grad-clip", type=float, default=10.0, show_default=True, help="Gradient-norm clip")
 @click.option("--device", type=_choice(DEVICES), default="cpu", show_default=True,
               help="Where the GFlowNet trains: cpu, cuda, or auto (cuda if torch sees one); rewards stay on the CPU")
+@click.option("--executor", type=_choice(EXECUTORS), default="local", show_default=True,
+              help="Where rewards are computed: in process, a local process pool, or Ray (README: Expensive rewards)")
+@click.option("--ray-address", default=None, metavar="HOST:PORT",
+              help="--executor ray: the cluster to use (started with `ray start --head`); default: a local Ray")
+@click.option("--workers", "executor_workers", type=int, default=None,
+              help="--executor processes/ray: worker processes (default: the CPU count)")
 @click.option("--compile", "compile", is_flag=True,
               help="torch.compile the rollouts (a one-off compile of tens of seconds; where it pays: "
                    "benchmarks/README.md)")
@@ -156,7 +163,8 @@ def train(**kw) -> None:
 
     run = RunDir(out)
     if resume is not None:
-        given = _given_options([name for name in kw if name != "steps"])
+        executor_opts = ("executor", "ray_address", "executor_workers")  # not part of the run's identity
+        given = _given_options([name for name in kw if name != "steps" and name not in executor_opts])
         if given or overwrite:
             dropped = ", ".join(given) or "--overwrite"
             raise ThermoGFNError(f"--resume continues a run with its own config; drop {dropped} (only --steps may "
@@ -164,6 +172,8 @@ def train(**kw) -> None:
         cfg = run.load_config()
         if kw["steps"] is not None:
             cfg.steps = kw["steps"]
+        if _given_options(executor_opts):
+            cfg.executor, cfg.ray_address, cfg.executor_workers = (kw[name] for name in executor_opts)
     else:
         model = ModelConfig(conditioning=kw.pop("conditioning"), hidden=kw.pop("hidden"),
                             layers=kw.pop("layers"), architecture=kw.pop("architecture"),

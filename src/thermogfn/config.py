@@ -33,6 +33,7 @@ LAYER_ENCODINGS: tuple[str, ...] = ("value", "thermometer")
 LS_ACCEPTS: tuple[str, ...] = ("greedy", "mh")
 KERNELS: tuple[str, ...] = ("independent", "back-and-forth", "mixture")  # corrected sampling
 CORRECTIONS: tuple[str, ...] = ("none", "mh")
+EXECUTORS: tuple[str, ...] = ("local", "processes", "ray")  # where rewards are computed (thermogfn.executors)
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")  # auto: cuda where torch sees one, else cpu
 HYPERGRID_DEFAULTS = {"ndim": 4, "height": 8, "r0": 1e-3, "r1": 0.5, "r2": 2.0}  # --ndim, --height, --r0..
 THREADS_ENV = "THERMOGFN_THREADS"  # torch intra-op threads for training and evaluation (default 1)
@@ -45,7 +46,8 @@ def torch_thread_count() -> int:
 
 # what identifies a run's outcome: a checkpoint written under another value of these is refused on resume
 # (a run resumed on another device continues, but is not bit-identical to one that stayed)
-IDENTITY_EXCLUDES = ("steps", "data_dir", "log_every", "checkpoint_every", "max_consecutive_skips", "device")
+IDENTITY_EXCLUDES = ("steps", "data_dir", "log_every", "checkpoint_every", "max_consecutive_skips", "device",
+                     "executor", "ray_address", "executor_workers")  # executors give the same rewards
 
 
 @dataclass
@@ -100,6 +102,9 @@ class RunConfig:
     grad_clip: float = 10.0
     compile: bool = False  # torch.compile the rollout steps (thermogfn.compiled)
     device: str = "cpu"  # where the GFlowNet trains (DEVICES); rewards are computed on the CPU
+    executor: str = "local"  # where rewards are computed: EXECUTORS (thermogfn.executors)
+    ray_address: str | None = None  # --executor ray: the cluster's HOST:PORT (None: a local Ray for the run)
+    executor_workers: int | None = None  # processes / ray: workers (None: the CPU count)
     max_consecutive_skips: int = 20  # stop (with a checkpoint) after this many non-finite steps in a row
     seed: int = 0
     offline: bool = False
@@ -221,6 +226,13 @@ def resolve(cfg: RunConfig, task: Task) -> RunConfig:
     _check_choice("layer encoding", model.layer_encoding, LAYER_ENCODINGS)
     _check_choice("local-search acceptance", out.ls_accept, LS_ACCEPTS)
     _check_choice("device", out.device, DEVICES)
+    _check_choice("executor", out.executor, EXECUTORS)
+    if out.executor_workers is not None and out.executor_workers < 1:
+        raise ThermoGFNError(f"--workers must be >= 1, got {out.executor_workers}")
+    if out.ray_address is not None and out.executor != "ray":
+        raise ThermoGFNError(f"--ray-address applies with --executor ray, not {out.executor}")
+    if out.executor_workers is not None and out.executor == "local":
+        raise ThermoGFNError("--workers applies with --executor processes or ray; the local executor runs in process")
     if out.device != "cpu" and out.method != "gfn":
         raise ThermoGFNError(f"--device {out.device} trains GFlowNets; the {out.method} baseline runs on the CPU")
     given = [f"--{key}" for key in HYPERGRID_DEFAULTS if getattr(cfg, key) is not None]

@@ -78,7 +78,10 @@ def train(cfg: RunConfig, out: str | Path, *, task: Task | None = None, progress
         if not resume and run.is_run() and not overwrite:
             raise ThermoGFNError(f"{run.path} already holds a run; resume it ({resume_hint(run.path)}), "
                                  "replace it (--overwrite / overwrite=True), or choose another output folder")
-        _run_rounds(trainer, run, resume, progress)
+        try:
+            _run_rounds(trainer, run, resume, progress)
+        finally:
+            trainer.oracle.close()
         if plots:
             write_plots(run, trainer)
     return trainer

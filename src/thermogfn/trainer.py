@@ -15,6 +15,7 @@ import torch
 
 from thermogfn.config import RunConfig, build_params, resolve
 from thermogfn.errors import ThermoGFNError
+from thermogfn.executors import RewardExecutor, make_executor
 from thermogfn.tasks import Task, load_task
 from thermogfn.tasks.base import hashable_keys
 
@@ -25,11 +26,13 @@ class RewardOracle:
     """Raw rewards with a cache for tasks without a table, and a count of reward calls.
 
     The cache is keyed by :meth:`Task.object_keys` (the index, or the tokens of a space too large to index), so
-    the task scores each distinct object at most once, in key order.
+    the task scores each distinct object at most once, in key order; the objects not in the cache go to the
+    ``executor`` (:mod:`thermogfn.executors`; default: in process).
     """
 
-    def __init__(self, task: Task):
+    def __init__(self, task: Task, executor: RewardExecutor | None = None):
         self.task = task
+        self.executor = executor if executor is not None else RewardExecutor(task)
         self.calls = 0
         self._table = task.table() if task.n_objects <= 2**22 else None
         self._cache: dict[int | bytes, float] = {}
@@ -43,9 +46,13 @@ class RewardOracle:
         keys = hashable_keys(keys_t)
         missing = sorted({k for k in keys if k not in self._cache})
         if missing:
-            fresh = self.task.raw_reward(self.task.objects_from_keys(self.task.keys_from_hashable(missing)))
+            fresh = self.executor.map(self.task.objects_from_keys(self.task.keys_from_hashable(missing)))
             self._cache.update(zip(missing, fresh.tolist(), strict=True))
         return torch.tensor([self._cache[k] for k in keys], dtype=torch.float64)
+
+    def close(self) -> None:
+        """Release the executor's workers (started again if more rewards are asked for)."""
+        self.executor.close()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         keys = list(self._cache)
@@ -79,7 +86,8 @@ class BaseTrainer(ABC):
                                  "or random, or drop --min-length")
         torch.manual_seed(self.cfg.seed)
         self.generator = torch.Generator().manual_seed(self.cfg.seed)
-        self.oracle = RewardOracle(self.task)
+        self.oracle = RewardOracle(self.task, make_executor(self.task, self.cfg.executor, self.cfg.executor_workers,
+                                                           self.cfg.ray_address))
         self.modes = self.task.mode_counter()
         self.step = 0
         self.skipped = 0
