@@ -250,28 +250,36 @@ def check_reachable(address: str, timeout: float = RAY_CONNECT_TIMEOUT) -> None:
 _RAY_TASKS: dict[str, Task] = {}  # per Ray worker process: shipped tasks by token
 
 
+def _cloudpickle() -> Any:
+    """The cloudpickle module: the package where installed, else the copy Ray ships (``ray.cloudpickle``), else
+    None."""
+    try:
+        import cloudpickle
+    except ImportError:
+        try:
+            from ray import cloudpickle
+        except ImportError:
+            return None
+    return cloudpickle
+
+
 def _ray_chunk(token: str, blob: bytes, part: torch.Tensor) -> torch.Tensor:
     task = _RAY_TASKS.get(token)
     if task is None:
-        import cloudpickle
-
-        task = _RAY_TASKS[token] = _worker_ready(cloudpickle.loads(blob))
+        task = _RAY_TASKS[token] = _worker_ready(_cloudpickle().loads(blob))
     return task.raw_reward(part)
 
 
 def _spawn_dumps() -> tuple[Any, str]:
     """How tasks are pickled for spawned workers: cloudpickle (reward files by value) where installed, else pickle."""
-    try:
-        import cloudpickle  # noqa: F401
-    except ImportError:
+    if _cloudpickle() is None:
         return pickle.dumps, "pickle"
     return _ray_dumps, "cloudpickle"
 
 
 def _ray_dumps(task: Task) -> bytes:
     """cloudpickle of ``task``, with modules loaded from reward files (``file.py:function``) shipped by value."""
-    import cloudpickle
-
+    cloudpickle = _cloudpickle()
     for name, module in list(sys.modules.items()):
         if name.startswith("thermogfn_user_"):
             cloudpickle.register_pickle_by_value(module)
