@@ -91,18 +91,14 @@ class GFlowNetTrainer(BaseTrainer):
         return self.gradient_step(value, self.optimizer, self.flat.tensors, self.flat.zero_grad)
 
     def _forward_rollout(self, beta: torch.Tensor, eps: float) -> Trajectories:
-        beta = beta.to(self.device)
-        if self.compiled is None:
-            return forward_rollout(self.model, beta, eps, self.rollout_generator)
-        return forward_rollout(self.model, beta, eps, self.rollout_generator, self.compiled.forward_steps,
-                               self.compiled.chunk)
+        compiled = self.compiled
+        return forward_rollout(self.model, beta.to(self.device), eps, self.rollout_generator,
+                               compiled.forward_steps if compiled else None, compiled.chunk if compiled else None)
 
     def _backward_rollout(self, x: torch.Tensor, beta: torch.Tensor) -> Trajectories:
-        x, beta = x.to(self.device), beta.to(self.device)
-        if self.compiled is None:
-            return backward_rollout(self.model, x, beta, self.rollout_generator)
-        return backward_rollout(self.model, x, beta, self.rollout_generator, self.compiled.backward_steps,
-                                self.compiled.chunk)
+        compiled = self.compiled
+        return backward_rollout(self.model, x.to(self.device), beta.to(self.device), self.rollout_generator,
+                                compiled.backward_steps if compiled else None, compiled.chunk if compiled else None)
 
     def _replay(self, x: torch.Tensor, log_reward: torch.Tensor) -> float:
         beta = self.train_prior.sample(x.shape[0], self.progress, self.generator)

@@ -68,6 +68,11 @@ class ActionNoise:
         explore = (torch.rand((steps, batch), device=device, generator=generator) < eps) if eps > 0 else None
         return ActionNoise(gumbel, explore)
 
+    def steps(self, start: int, stop: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(Gumbel noise, explore flags) of step ``start``, or of the steps ``start:stop``."""
+        pick = start if stop is None else slice(start, stop)
+        return self.gumbel[pick], None if self.explore is None else self.explore[pick]
+
 
 def choose(log_probs: torch.Tensor, gumbel: torch.Tensor, explore: torch.Tensor | None) -> torch.Tensor:
     """One action per row of ``log_probs`` (B, A; -inf = invalid): Gumbel-max, uniform over valid actions where
@@ -128,8 +133,9 @@ def _chunk_steps(device: torch.device) -> int:
 def forward_rollout(model: GFlowNetModel, beta: torch.Tensor, eps: float = 0.0,
                     generator: torch.Generator | None = None, steps_fn: StepsFn | None = None,
                     chunk: int | None = None) -> Trajectories:
-    """Roll out ``len(beta)`` trajectories from s0, each at its own beta. ``steps_fn`` (default
-    :func:`forward_steps`) runs ``chunk`` steps at a time, e.g. compiled (``thermogfn.compiled``)."""
+    """Roll out ``len(beta)`` trajectories from s0, each at its own beta. By default the eager loops below;
+    ``steps_fn`` (:func:`forward_steps` or its compiled form, ``thermogfn.compiled``) runs ``chunk`` steps at a
+    time instead (default chunk: one step on the CPU, eight elsewhere)."""
     with model.rollout_weights() if steps_fn is None else nullcontext():
         return _forward_rollout(model, beta, eps, generator, steps_fn, chunk)
 
@@ -146,8 +152,7 @@ def _forward_rollout(model: GFlowNetModel, beta: torch.Tensor, eps: float, gener
     if mdp.fixed_length and steps_fn is None:  # eager: every row moves `steps` times, then stops; no bookkeeping
         states, moves = [state], []
         for t in range(steps):
-            action = choose(model.forward_log_probs(state, ctx, depth=t), noise.gumbel[t],
-                            None if noise.explore is None else noise.explore[t])
+            action = choose(model.forward_log_probs(state, ctx, depth=t), *noise.steps(t))
             state = mdp.step(state, action, depth=t)
             states.append(state)
             moves.append(action)
@@ -156,8 +161,7 @@ def _forward_rollout(model: GFlowNetModel, beta: torch.Tensor, eps: float, gener
     elif steps_fn is None:  # eager, several lengths: finished rows repeat stop (a no-op); actions fixed up after
         states, moves = [state], []
         for t in range(steps):
-            action = choose(model.forward_log_probs(state, ctx), noise.gumbel[t],
-                            None if noise.explore is None else noise.explore[t])
+            action = choose(model.forward_log_probs(state, ctx), *noise.steps(t))
             action = action.masked_fill(done, mdp.stop)
             done = done | (action == mdp.stop)
             state = mdp.step(state, action)
@@ -173,14 +177,12 @@ def _forward_rollout(model: GFlowNetModel, beta: torch.Tensor, eps: float, gener
         actions = torch.nn.functional.pad(actions, (0, missing), value=-1)
         stacked = torch.stack(states + [state] * missing, dim=1)
     else:
-        steps_fn = steps_fn or forward_steps
         chunk = chunk or _chunk_steps(beta.device)
         parts, acts = [state[:, None]], []
         for t0 in range(0, steps, chunk):
             c = min(chunk, steps - t0)
-            explore = None if noise.explore is None else noise.explore[t0: t0 + c]
             block, act, state, done, n = steps_fn(model, ctx, state, done, n, torch.tensor(t0, device=beta.device),
-                                                  noise.gumbel[t0: t0 + c], explore)
+                                                  *noise.steps(t0, t0 + c))
             parts.append(block)
             acts.append(act)
             if t0 + c < steps and bool(done.all()):
@@ -201,8 +203,8 @@ def _forward_rollout(model: GFlowNetModel, beta: torch.Tensor, eps: float, gener
 def backward_rollout(model: GFlowNetModel, objects: torch.Tensor, beta: torch.Tensor,
                      generator: torch.Generator | None = None, steps_fn: Callable[..., tuple] | None = None,
                      chunk: int | None = None) -> Trajectories:
-    """Trajectories ending in ``objects``, generated backwards with P_B (at each row's beta). ``steps_fn``
-    (default :func:`backward_steps`) runs ``chunk`` steps at a time."""
+    """Trajectories ending in ``objects``, generated backwards with P_B (at each row's beta). By default an eager
+    loop; ``steps_fn`` (:func:`backward_steps` or its compiled form) runs ``chunk`` steps at a time instead."""
     with model.rollout_weights() if steps_fn is None and model.pb_head is not None else nullcontext():
         return _backward_rollout(model, objects, beta, generator, steps_fn, chunk)
 
@@ -220,24 +222,25 @@ def _backward_rollout(model: GFlowNetModel, objects: torch.Tensor, beta: torch.T
     n = torch.zeros(batch, dtype=torch.int64, device=device)
     if mdp.fixed_length and steps_fn is None:  # eager: every row takes `steps` moves back to s0
         for t in range(steps):
-            action = choose(model.backward_log_probs(state, ctx, depth=steps - t), noise.gumbel[t], None)
+            action = choose(model.backward_log_probs(state, ctx, depth=steps - t), *noise.steps(t))
             state = mdp.back_step(state, action, depth=steps - t)
             parts.append(state[:, None])
             acts.append(action[:, None])
         n = n + steps
-    steps_fn = steps_fn or backward_steps
-    chunk = chunk or _chunk_steps(device)
-    for t0 in range(0, steps if len(parts) == 1 else 0, chunk):
-        c = min(chunk, steps - t0)
-        block, act, moves = steps_fn(model, ctx, state, noise.gumbel[t0: t0 + c])
-        state = block[:, -1]
-        n = n + moves
-        parts.append(block)
-        acts.append(act)
-        if t0 + c < steps and bool(mdp.is_initial(state).all()):
-            parts.append(state[:, None].expand(-1, steps - t0 - c, -1))
-            acts.append(torch.zeros(batch, steps - t0 - c, dtype=torch.int64, device=device))
-            break
+    else:
+        steps_fn = steps_fn or backward_steps
+        chunk = chunk or _chunk_steps(device)
+        for t0 in range(0, steps, chunk):
+            c = min(chunk, steps - t0)
+            block, act, moves = steps_fn(model, ctx, state, noise.gumbel[t0: t0 + c])
+            state = block[:, -1]
+            n = n + moves
+            parts.append(block)
+            acts.append(act)
+            if t0 + c < steps and bool(mdp.is_initial(state).all()):
+                parts.append(state[:, None].expand(-1, steps - t0 - c, -1))
+                acts.append(torch.zeros(batch, steps - t0 - c, dtype=torch.int64, device=device))
+                break
     rev = torch.cat(parts, 1)  # rev[:, k] = s_{n-k} (s0 repeated past k = n)
     rev_back = torch.cat(acts, 1)
     t_idx = torch.arange(steps + 1, device=device)
