@@ -187,6 +187,15 @@ def build_params(cls: type[T], values: dict[str, Any], method: str) -> T:
 
 
 # ---------------------------------------------------------------------------------------- resolution
+def check_hypergrid_options(cfg: RunConfig, task_name: str) -> None:
+    """A one-line error if ``cfg`` sets a hypergrid option (--ndim, --height, --r0..) for another task; checked
+    before a task's data is loaded, and again in :func:`resolve` for task objects."""
+    given = [f"--{key}" for key in HYPERGRID_DEFAULTS if getattr(cfg, key) is not None]
+    if task_name != "hypergrid" and given:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise ThermoGFNError(f"{'/'.join(given)} {verb} to the hypergrid, not to task {task_name}")
+
+
 def resolve(cfg: RunConfig, task: Task) -> RunConfig:
     """Fill ``None`` fields with the task's defaults and check the combination; returns a new config."""
     d = task.defaults
@@ -235,10 +244,7 @@ def resolve(cfg: RunConfig, task: Task) -> RunConfig:
         raise ThermoGFNError("--workers applies with --executor processes or ray; the local executor runs in process")
     if out.device != "cpu" and out.method != "gfn":
         raise ThermoGFNError(f"--device {out.device} trains GFlowNets; the {out.method} baseline runs on the CPU")
-    given = [f"--{key}" for key in HYPERGRID_DEFAULTS if getattr(cfg, key) is not None]
-    if task.name != "hypergrid" and given:
-        verb = "applies" if len(given) == 1 else "apply"
-        raise ThermoGFNError(f"{'/'.join(given)} {verb} to the hypergrid, not to task {task.name}")
+    check_hypergrid_options(cfg, task.name)
     if out.method == "gfn" and out.method_params:
         raise ThermoGFNError("--method-param sets a baseline's hyper-parameters; the GFlowNet (--method gfn) takes "
                              "none (use its own options, e.g. --lr)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from thermogfn.config import HYPERGRID_DEFAULTS, TASKS, RunConfig
+from thermogfn.config import HYPERGRID_DEFAULTS, TASKS, RunConfig, check_hypergrid_options
 from thermogfn.errors import ThermoGFNError
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ def make_task(name_or_spec: str, *, data_dir: str | None = None, alphabet: str |
 
 def load_task(cfg: RunConfig) -> Task:
     """The task a run config names (data loaded and checked)."""
+    check_hypergrid_options(cfg, cfg.task.strip().lower())  # before any data is loaded
     extra: dict[str, Any] = ({key: getattr(cfg, key) for key in HYPERGRID_DEFAULTS} if cfg.task == "hypergrid"
                              else {})
     if ":" in cfg.task:
