@@ -19,6 +19,7 @@ from thermogfn.config import (
     DEVICES,
     EXECUTORS,
     G_KINDS,
+    GRID_EXECUTORS,
     HYPERGRID_DEFAULTS,
     KERNELS,
     LAYER_ENCODINGS,
@@ -354,7 +355,16 @@ def _bench_options(default_rounds: int | None, default_prior: str):
                          help="Policy learning rate of every GFlowNet (default: the task's; -ls methods 1e-3)"),
             click.option("--hidden", type=int, default=None, help="Hidden width (default: the task's)"),
             click.option("--batch-size", type=int, default=32, show_default=True),
-            click.option("--jobs", type=int, default=1, show_default=True, help="Runs trained in parallel"),
+            click.option("--checkpoint-every", type=int, default=250, show_default=True,
+                         help="Rounds between a run's checkpoints (what a crash of a worker or the driver loses)"),
+            click.option("--jobs", type=int, default=None,
+                         help="Runs trained in parallel (default: 1; with --executor ray, the cluster's CPUs)"),
+            click.option("--executor", type=_choice(GRID_EXECUTORS), default="local", show_default=True,
+                         help="Where the runs train: local processes, or Ray tasks (one CPU each; --out on a path "
+                              "every node sees)"),
+            click.option("--ray-address", default=None, metavar="HOST:PORT",
+                         help="--executor ray: the cluster to use (started with `ray start --head`); "
+                              "default: a local Ray"),
             click.option("--out", required=True, type=click.Path(file_okay=False)),
         ]):
             f = opt(f)
@@ -363,12 +373,19 @@ def _bench_options(default_rounds: int | None, default_prior: str):
 
 
 def _bench_base(kw: dict, **extra) -> RunConfig:
-    for flag, value in (("--rounds", kw["rounds"]), ("--jobs", kw["jobs"]), ("--seeds", kw["seeds"])):
+    for flag, value in (("--rounds", kw["rounds"]), ("--jobs", kw["jobs"]), ("--seeds", kw["seeds"]),
+                        ("--checkpoint-every", kw["checkpoint_every"])):
         if value is not None and value < 1:
             raise ThermoGFNError(f"{flag} must be at least 1, got {value}")
     return RunConfig(task=kw["task"], data_dir=kw["data_dir"], steps=kw["rounds"], beta_train=kw["beta_train"],
                      lr=kw["lr"], batch_size=kw["batch_size"], model=ModelConfig(hidden=kw["hidden"]),
-                     checkpoint_every=250, **extra)
+                     checkpoint_every=kw["checkpoint_every"], **extra)
+
+
+def _grid(kw: dict):
+    from thermogfn.bench.runs import Grid
+
+    return Grid(kw["executor"], kw["jobs"], kw["ray_address"])
 
 
 @bench.command(name="mode-seeking")
@@ -393,7 +410,7 @@ def bench_mode_seeking(**kw) -> None:
     if any(c < 1 or c > rounds for c in checkpoints):
         raise ThermoGFNError(f"--checkpoints must lie in 1..{rounds}")
     result = mode_seeking(Path(kw["out"]), base, parse_methods(kw["methods"]), kw["seeds"], checkpoints,
-                          kw["jobs"], echo=lambda m: click.echo(m, err=True))
+                          _grid(kw), echo=lambda m: click.echo(m, err=True))
     click.echo(result["table"])
 
 
@@ -411,7 +428,7 @@ def bench_offline(**kw) -> None:
     base = _bench_base(kw, offline_data=kw["offline_data"])
     result = offline(Path(kw["out"]), base, parse_methods(kw["methods"], offline=True), kw["seeds"],
                      _parse_betas(kw["betas"]),
-                     kw["samples"], kw["jobs"], echo=lambda m: click.echo(m, err=True))
+                     kw["samples"], _grid(kw), echo=lambda m: click.echo(m, err=True))
     click.echo(result["table"])
 
 

@@ -34,6 +34,7 @@ LS_ACCEPTS: tuple[str, ...] = ("greedy", "mh")
 KERNELS: tuple[str, ...] = ("independent", "back-and-forth", "mixture")  # corrected sampling
 CORRECTIONS: tuple[str, ...] = ("none", "mh")
 EXECUTORS: tuple[str, ...] = ("local", "processes", "ray")  # where rewards are computed (thermogfn.executors)
+GRID_EXECUTORS: tuple[str, ...] = ("local", "ray")  # where the runs of a bench grid train (thermogfn.bench.runs)
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")  # auto: cuda where torch sees one, else cpu
 HYPERGRID_DEFAULTS = {"ndim": 4, "height": 8, "r0": 1e-3, "r1": 0.5, "r2": 2.0}  # --ndim, --height, --r0..
 THREADS_ENV = "THERMOGFN_THREADS"  # torch intra-op threads for training and evaluation (default 1)

@@ -247,6 +247,22 @@ def check_reachable(address: str, timeout: float = RAY_CONNECT_TIMEOUT) -> None:
                              "address") from None
 
 
+def start_ray(ray: Any, address: str | None, cpus: int | None) -> bool:
+    """Connect to the cluster at ``address``, else start a local Ray with ``cpus`` CPUs (default: all), unless Ray is
+    already initialised in this process; True when this call started or joined it (the caller then shuts it down)."""
+    if ray.is_initialized():
+        return False
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+    except Exception as exc:  # noqa: BLE001 - Ray raises several types on a failed start or connection
+        where = f"at --ray-address {address}" if address else "locally"
+        raise ThermoGFNError(f"could not start or reach Ray {where}: {_one_line(exc)}") from None
+    return True
+
+
 _RAY_TASKS: dict[str, Task] = {}  # per Ray worker process: shipped tasks by token
 
 
@@ -307,17 +323,7 @@ class RayExecutor(ChunkedExecutor):
 
     def _start(self) -> None:
         ray = self.ray
-        if not ray.is_initialized():
-            try:
-                if self.address:
-                    ray.init(address=self.address, log_to_driver=False)
-                else:
-                    ray.init(num_cpus=self.workers or os.cpu_count() or 1, include_dashboard=False,
-                             log_to_driver=False)
-            except Exception as exc:  # noqa: BLE001 - Ray raises several types on a failed start or connection
-                where = f"at --ray-address {self.address}" if self.address else "locally"
-                raise ThermoGFNError(f"could not start or reach Ray {where}: {_one_line(exc)}") from None
-            self._started = True
+        self._started = start_ray(ray, self.address, self.workers)
         self._remote = ray.remote(max_retries=0, num_cpus=1)(_ray_chunk)
         self._blob_ref = ray.put(self._blob)
 

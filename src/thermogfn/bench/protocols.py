@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from thermogfn.bench.report import band_plot, summary_table, write_csv
-from thermogfn.bench.runs import RunSpec, plan, run_all
+from thermogfn.bench.runs import Grid, RunSpec, plan, run_all
 from thermogfn.config import RunConfig
 from thermogfn.evaluate import evaluate, load_run
 from thermogfn.gfn import GFlowNetTrainer
@@ -43,10 +43,10 @@ def _curve_points(rounds: int, n: int = 20) -> list[int]:
 
 
 def mode_seeking(out: Path, base: RunConfig, methods: list[str], seeds: int, checkpoints: list[int],
-                 jobs: int = 1, echo=print) -> dict[str, Any]:
+                 grid: Grid = Grid(), echo=print) -> dict[str, Any]:
     """Run (or reuse) every method x seed, then write results.csv, results.md and plots into ``out``."""
     specs = plan(out, base, methods, seeds)
-    run_all(specs, jobs, echo)
+    run_all(specs, grid, echo)
     rows: list[dict[str, Any]] = []
     modes_curves: dict[str, list] = {}
     reward_curves: dict[str, list] = {}
@@ -118,11 +118,11 @@ OFFLINE_BETAS = (1.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0)
 
 
 def offline(out: Path, base: RunConfig, methods: list[str], seeds: int, betas: list[float], samples: int,
-            jobs: int = 1, echo=print) -> dict[str, Any]:
+            grid: Grid = Grid(), echo=print) -> dict[str, Any]:
     """Offline protocol: train each method x seed on data, evaluate at ``betas`` (cached per run)."""
     base = dataclasses.replace(base, offline=True)
     specs = plan(out, base, methods, seeds, fixed_beta=base.train_prior.mean(0.0))
-    run_all(specs, jobs, echo)
+    run_all(specs, grid, echo)
     rows = []
     g_runs = []
     for spec in specs:

@@ -8,7 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from thermogfn.config import CONDITIONINGS, RunConfig
+from thermogfn.config import CONDITIONINGS, GRID_EXECUTORS, RunConfig
 from thermogfn.errors import ThermoGFNError
 from thermogfn.methods import bench_config
 from thermogfn.rundir import RunDir
@@ -90,14 +90,40 @@ def _resolved(spec: RunSpec) -> RunConfig:
     return resolve(spec.cfg, load_task(spec.cfg))
 
 
-def run_all(specs: list[RunSpec], jobs: int = 1, echo=print) -> None:
-    """Train every spec that is not complete yet (resuming partial runs), ``jobs`` processes at a time."""
+RUN_RETRIES = 3  # Ray: a run whose worker or node died is started again (resuming) up to this many times
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Where the runs of a benchmark train: ``local``, ``jobs`` processes at a time (default 1); ``ray``, as Ray
+    tasks of one CPU each on the cluster at ``ray_address`` (default: a local Ray), ``jobs`` at a time (default:
+    the cluster's CPUs). Run directories must be on a path every node sees."""
+
+    executor: str = "local"
+    jobs: int | None = None
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.executor not in GRID_EXECUTORS:
+            raise ThermoGFNError(f"unknown grid executor {self.executor!r}; choose one of {', '.join(GRID_EXECUTORS)}")
+        if self.ray_address is not None and self.executor != "ray":
+            raise ThermoGFNError(f"--ray-address applies with --executor ray, not {self.executor}")
+        if self.jobs is not None and self.jobs < 1:
+            raise ThermoGFNError(f"--jobs must be at least 1, got {self.jobs}")
+
+
+def run_all(specs: list[RunSpec], grid: Grid = Grid(), echo=print) -> None:
+    """Train every spec that is not complete yet (resuming partial runs), where ``grid`` says."""
     todo = [s for s in specs if not is_complete(s)]
     for s in specs:
         if s not in todo:
             echo(f"reusing {s.path}")
     if not todo:
         return
+    if grid.executor == "ray":
+        _run_on_ray(todo, grid.jobs, grid.ray_address, echo)
+        return
+    jobs = grid.jobs or 1
     echo(f"training {len(todo)} run(s) with {jobs} process(es)")
     if jobs <= 1:
         for i, spec in enumerate(todo, 1):
@@ -109,3 +135,46 @@ def run_all(specs: list[RunSpec], jobs: int = 1, echo=print) -> None:
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(ctx)) as pool:
         for i, name in enumerate(pool.map(_execute, todo), 1):
             echo(f"[{i}/{len(todo)}] done: {name}")
+
+
+def _run_on_ray(todo: list[RunSpec], jobs: int | None, address: str | None, echo) -> None:
+    """Each run a Ray task (one CPU), at most ``jobs`` in flight. A task whose worker died is retried by Ray and
+    resumes from the run's newest checkpoint; a run that raises is counted failed, the others go on, and the
+    failures are reported together at the end (rerunning the command retries them, resuming)."""
+    from thermogfn.executors import check_reachable, import_ray, start_ray
+
+    ray = import_ray()
+    if address:
+        check_reachable(address)
+    started = start_ray(ray, address, jobs)
+    try:
+        window = jobs or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        remote = ray.remote(num_cpus=1, max_retries=RUN_RETRIES, retry_exceptions=False)(_execute)
+        queue, running, done, failed = list(todo), {}, 0, []
+        echo(f"training {len(todo)} run(s) on Ray, {window} at a time")
+        while queue or running:
+            while queue and len(running) < window:
+                spec = queue.pop(0)
+                running[remote.remote(spec)] = spec
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                spec = running.pop(ref)
+                try:
+                    ray.get(ref)
+                    done += 1
+                except Exception as exc:  # noqa: BLE001 - a run's error, or Ray's after its retries
+                    failed.append(f"{spec.method} seed {spec.seed}: {_cause(exc)}")
+            echo(f"runs: {done} done, {len(running)} running, {len(failed)} failed, {len(queue)} queued")
+        if failed:
+            raise ThermoGFNError(f"{len(failed)} of {len(todo)} run(s) failed ({'; '.join(failed)}); fix the cause "
+                                 "and rerun the same command: finished runs are reused, the others resume")
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _cause(exc: BaseException) -> str:
+    """One line for a failed Ray task: the run's own error where Ray wraps one, else Ray's."""
+    inner = getattr(exc, "cause", None)
+    text = " ".join(str(inner if isinstance(inner, BaseException) else exc).split())
+    return text if len(text) <= 200 else text[:200] + "..."
