@@ -66,6 +66,7 @@ class _Analysis:
     adj: Adjacency
     stem_rep: list[int]  # (S,) canonical stem position of each open position, -1 where closed
     leaf_rep: list[int]  # (N,) canonical removable slot for each removable slot, -1 elsewhere
+    redirect: dict[int, int]  # attach actions (canonical by entry class and stem orbit) merged into a smaller one
 
 
 @dataclass
@@ -232,11 +233,42 @@ class FragmentMDP(MDP):
                 if n == 1 or (len(adj[j]) == 1 and adj[j][0][1] in self.attachable[types[j]]):
                     parent = tuple(self._canonical_row(*_without(types, adj, j)[:2])[: 4 * self.N])
                     leaf_rep[j] = parents.setdefault(parent, j)
-        found = _Analysis(n, types, adj, stem_rep, leaf_rep)
+        found = _Analysis(n, types, adj, stem_rep, leaf_rep, self._redirects(types, adj, stem_rep))
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[key] = found
         return found
+
+    def _redirects(self, types: list[int], adj: Adjacency, stem_rep: list[int]) -> dict[int, int]:
+        """Attach actions of different (entry class, stem orbit) that give one child. The child's isomorphism then
+        maps the new block onto an old block Y of the same type that is a leaf bonded like the new one (or the lone
+        block): only those candidates are built and compared."""
+        n = len(types)
+        if not n or n >= self.N:
+            return {}
+        candidates = set()
+        for y, t in enumerate(types):
+            if n == 1:
+                pairs = [(self.entry_for[(t, own)], None) for own in self.attachable[t]]
+            elif len(adj[y]) == 1 and (t, adj[y][0][1]) in self.entry_for:
+                pairs = [(self.entry_for[(t, adj[y][0][1])], adj[y][0][2])]
+            else:
+                continue
+            for e, atom in pairs:
+                candidates.update(self.V + e * self.S + p for p, r in enumerate(stem_rep)
+                                  if r == p and (atom is None or self.type_atoms[types[p // self.R]][p % self.R] == atom))
+        children: dict[tuple[int, ...], int] = {}
+        redirect = {}
+        for a in sorted(candidates):
+            e, p = divmod(a - self.V, self.S)
+            i, k = divmod(p, self.R)
+            child_types, own, atom = types + [self.type_of[e]], self.block_r[e][0], self.type_atoms[types[i]][k]
+            child_adj = [list(x) for x in adj] + [[(i, own, atom)]]
+            child_adj[i].append((n, atom, own))
+            first = children.setdefault(tuple(self._canonical_row(child_types, child_adj)[: 4 * self.N]), a)
+            if first != a:
+                redirect[a] = first
+        return redirect
 
     def _analyses(self, states: torch.Tensor) -> list[_Analysis]:
         rows = states.detach().cpu().numpy()
@@ -287,7 +319,11 @@ class FragmentMDP(MDP):
         root = torch.where((n == 0)[:, None], self._root_rep.to(dev), -1)
         can_stop = (n >= self.min_blocks) | ((n > 0) & ((stem < 0).all(-1) | (n == self.N)))
         stop = torch.where(can_stop, self.stop, -1)[:, None]
-        return torch.cat([root, attach, stop], 1)
+        rep = torch.cat([root, attach, stop], 1)
+        for b, a in enumerate(an):
+            for source, target in a.redirect.items():
+                rep[b].masked_fill_(rep[b] == source, target)
+        return rep
 
     def _backward_rep(self, states: torch.Tensor) -> torch.Tensor:
         return torch.tensor([a.leaf_rep for a in self._analyses(states)], dtype=torch.int64, device=states.device)
@@ -365,7 +401,8 @@ class FragmentMDP(MDP):
         slot = slot_of[new[w]]
         ptype = parent.types[slot]
         k = next(k for k, a in enumerate(self.type_atoms[ptype]) if a == atom and parent.stem_rep[slot * self.R + k] >= 0)
-        return self.V + self.entry_for[(an.types[j], own)] * self.S + parent.stem_rep[slot * self.R + k]
+        action = self.V + self.entry_for[(an.types[j], own)] * self.S + parent.stem_rep[slot * self.R + k]
+        return parent.redirect.get(action, action)
 
     def terminal_object(self, states: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.identity(states), torch.full_like(states[:, :1], self.N)], 1)
@@ -433,7 +470,9 @@ class FragmentMDP(MDP):
                 free.remove(a)
         reach = [0]  # n - 1 bonds reaching all n blocks: a tree (checked before the codes, which assume one)
         for u in reach:
-            reach += [w for w, _, _ in adj[u] if w not in reach]
+            for w, _, _ in adj[u]:
+                if w not in reach:
+                    reach.append(w)
         if len(reach) != n:
             raise ThermoGFNError("the bonds do not connect the blocks into one tree")
         row = self._canonical_row(types, adj)
