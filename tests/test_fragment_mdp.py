@@ -24,11 +24,13 @@ from thermogfn.tasks.base import Shaping, Task, TaskDefaults
 from thermogfn.tasks.data import data_dir
 
 # (block_r, fragment_id, max_blocks): two entries of one type bonding through different atoms, a one-stem block,
-# and a block with two stems on one atom (symmetric children); small enough to enumerate in a blink
+# a block with two stems on one atom (symmetric children), same-type blocks whose bond can be built from either end;
+# each small enough to enumerate in well under a second
 TINY = {
     "two-atoms": ([[0, 1], [1, 0], [0]], [0, 0, 1], 3),
     "double-stem": ([[0, 0, 1], [1, 0, 0], [0]], [0, 0, 1], 3),
     "chains": ([[0, 1], [0]], [0, 1], 4),
+    "mixed": ([[0, 1], [1, 0], [0, 0, 1], [0]], [0, 0, 0, 1], 4),
 }
 
 
@@ -71,7 +73,7 @@ def test_enumeration_parents_and_merges(tiny: FragmentMDP) -> None:
         merged = mdp.merge_forward(s, logits)[0]
         children = mdp.step(s.expand(len(valid), -1), valid)
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for a, child in zip(valid.tolist(), children):
+        for a, child in zip(valid.tolist(), children, strict=True):
             groups[_key(mdp, child)].append(a)
             parents_of[_key(mdp, child)].add(_key(mdp, s[0]))
         canonical = set(torch.isfinite(merged[: mdp.stop]).nonzero().squeeze(1).tolist())
@@ -86,7 +88,7 @@ def test_enumeration_parents_and_merges(tiny: FragmentMDP) -> None:
         logits = torch.randn(1, mdp.n_back, generator=g)
         merged = mdp.merge_backward(s, logits)[0]
         groups = defaultdict(list)
-        for b, parent in zip(valid.tolist(), mdp.back_step(s.expand(len(valid), -1), valid)):
+        for b, parent in zip(valid.tolist(), mdp.back_step(s.expand(len(valid), -1), valid), strict=True):
             groups[_key(mdp, parent)].append(b)
         assert set(groups) == parents_of[_key(mdp, s[0])]  # parents are exactly the states stepping here
         canonical = set(torch.isfinite(merged).nonzero().squeeze(1).tolist())

@@ -29,15 +29,17 @@ re-attaching it is a forward action), or the only block. When the removed leaf w
 its neighbour simply keeps all its atoms: as a lone or root block, all of a type's atoms are stems, so nothing else
 changes (the original gives the remaining block the translated entry; here types make that implicit).
 
-Merging: forward actions are merged when they give the same child: entries of one type with the same first atom,
-stems on one atom of a slot, and stems of different slots in one orbit of the tree's automorphisms (equal rooted
-codes); the first block is merged by type. Backward: leaves whose removal gives the same canonical parent.
+Merging (exact: one canonical action per distinct child or parent): forward, entries of one type with the same
+first atom, stems on one atom of a slot, stems of different slots in one orbit of the tree's automorphisms (equal
+rooted codes), and the rarer pairs whose children are isomorphic only by mapping the new block onto an old leaf of
+the same type (e.g. A(atom 1)-B(atom 0) built from A or from B when A, B are one type): those candidates are built and
+compared. The first block is merged by type. Backward: leaves whose removal gives the same canonical parent.
 
 Limitations: no atom-level (RDKit) symmetry, so two atoms of a block that are chemically equivalent but numbered
-differently give different states (the original resolves some with RDKit in its translation table); forward merging
-uses automorphism orbits, so two stems that are not in one orbit yet give isomorphic children ("pseudo-similar"
-stems, not found in the tests' enumerations) would stay separate actions. Enumeration (``n_states`` ...) is for tiny
-vocabularies only. The Python canonicalisation is cached per distinct row.
+differently give different states (the original resolves some with RDKit in its translation table), and molecules
+are compared as block graphs, not as molecules. Stop is also allowed where nothing can be attached (no open stem)
+below ``min_blocks``, so no state is a dead end. Enumeration (``n_states`` ...) is for tiny vocabularies only. The
+canonicalisation runs in Python, cached per distinct row.
 """
 
 from __future__ import annotations
@@ -137,7 +139,8 @@ class FragmentMDP(MDP):
         self.V, self.N, self.min_blocks = len(block_r), max_blocks, min_blocks
         self.block_r = [list(map(int, r)) for r in block_r]
         keys: dict[tuple[int, tuple[int, ...]], int] = {}
-        self.type_of = [keys.setdefault((int(f), tuple(sorted(r))), len(keys)) for f, r in zip(fragment_id, block_r)]
+        self.type_of = [keys.setdefault((int(f), tuple(sorted(r))), len(keys))
+                        for f, r in zip(fragment_id, block_r, strict=True)]
         self.n_types = len(keys)
         self.type_atoms = [list(k[1]) for k in keys]
         self.type_fragment = [k[0] for k in keys]
@@ -255,8 +258,8 @@ class FragmentMDP(MDP):
             else:
                 continue
             for e, atom in pairs:
-                candidates.update(self.V + e * self.S + p for p, r in enumerate(stem_rep)
-                                  if r == p and (atom is None or self.type_atoms[types[p // self.R]][p % self.R] == atom))
+                candidates.update(self.V + e * self.S + p for p, r in enumerate(stem_rep) if r == p and (
+                    atom is None or self.type_atoms[types[p // self.R]][p % self.R] == atom))
         children: dict[tuple[int, ...], int] = {}
         redirect = {}
         for a in sorted(candidates):
@@ -342,7 +345,7 @@ class FragmentMDP(MDP):
 
     def step(self, states: torch.Tensor, actions: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         rows, out = states.tolist(), []
-        for row, a in zip(rows, actions.tolist()):
+        for row, a in zip(rows, actions.tolist(), strict=True):
             types, adj = self._tree(row)
             if a == self.stop or a < 0:
                 out.append(row)
@@ -363,7 +366,7 @@ class FragmentMDP(MDP):
 
     def back_step(self, states: torch.Tensor, actions: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         out = []
-        for row, j in zip(states.tolist(), actions.tolist()):
+        for row, j in zip(states.tolist(), actions.tolist(), strict=True):
             types, adj = self._tree(row)
             if j >= len(types) or (len(types) > 1 and len(adj[j]) != 1):
                 out.append(row)  # s0 or an invalid removal: unchanged
@@ -374,7 +377,7 @@ class FragmentMDP(MDP):
     def backward_action_of(self, children: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The removal of the block that ``step`` added (read from ``last``); 0 for stops and unknown rows."""
         out = []
-        for an, row, a in zip(self._analyses(children), children.tolist(), actions.tolist()):
+        for an, row, a in zip(self._analyses(children), children.tolist(), actions.tolist(), strict=True):
             last = row[4 * self.N]
             ok = 0 <= a < self.stop and last < an.n
             out.append(max(an.leaf_rep[last], 0) if ok else 0)
@@ -384,7 +387,7 @@ class FragmentMDP(MDP):
                           children: torch.Tensor) -> torch.Tensor:
         """The canonical action that re-attaches the block removed by ``back_actions`` (0 for invalid rows)."""
         out = []
-        for an, j in zip(self._analyses(children), back_actions.tolist()):
+        for an, j in zip(self._analyses(children), back_actions.tolist(), strict=True):
             out.append(self._reattach(an, j))
         return torch.tensor(out, dtype=torch.int64, device=children.device)
 
@@ -399,9 +402,9 @@ class FragmentMDP(MDP):
         parent_row = self._row(order, self.N)
         parent = self._analysis(parent_row, np.asarray(parent_row[: 4 * self.N], dtype=np.int64).tobytes())
         slot = slot_of[new[w]]
-        ptype = parent.types[slot]
-        k = next(k for k, a in enumerate(self.type_atoms[ptype]) if a == atom and parent.stem_rep[slot * self.R + k] >= 0)
-        action = self.V + self.entry_for[(an.types[j], own)] * self.S + parent.stem_rep[slot * self.R + k]
+        stem = next(r for r, a in zip(parent.stem_rep[slot * self.R: (slot + 1) * self.R],
+                                      self.type_atoms[parent.types[slot]], strict=False) if a == atom and r >= 0)
+        action = self.V + self.entry_for[(an.types[j], own)] * self.S + stem
         return parent.redirect.get(action, action)
 
     def terminal_object(self, states: torch.Tensor) -> torch.Tensor:
