@@ -126,7 +126,12 @@ def _without(types: list[int], adj: Adjacency, j: int) -> tuple[list[int], Adjac
 
 
 class FragmentMDP(MDP):
-    """Fragment-tree MDP; see the module docstring for states, actions and merging."""
+    """Fragment-tree MDP; see the module docstring for states, actions and merging.
+
+    Vocabulary tables: ``type_of[e]`` (type of entry e), ``type_atoms[t]`` (sorted attachment atoms: the stem
+    positions), ``type_fragment[t]``, ``entry_for[(t, atom)]`` (the entry of type t bonding through atom),
+    ``first_entry[t]``, ``attachable[t]``; sizes ``V`` entries, ``N`` = max_blocks slots, ``R`` stem positions per
+    slot, ``n_types``, ``n_atoms``. :meth:`graph` gives the tensors of a graph network, :meth:`encode` the MLP's."""
 
     name = "fragments"
 
