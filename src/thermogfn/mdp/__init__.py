@@ -3,6 +3,7 @@
 from thermogfn.config import MDP_KINDS
 from thermogfn.errors import ThermoGFNError
 from thermogfn.mdp.base import MDP
+from thermogfn.mdp.fragments import FragmentMDP
 from thermogfn.mdp.hypergrid import HypergridMDP
 from thermogfn.mdp.sequence import AppendMDP, PrependAppendMDP
 
@@ -21,4 +22,4 @@ def make_mdp(kind: str, vocab_size: int, length: int, min_length: int | None = N
     raise ThermoGFNError(f"unknown MDP '{kind}'; choose one of {', '.join(MDP_KINDS)}")
 
 
-__all__ = ["MDP", "MDP_KINDS", "AppendMDP", "HypergridMDP", "PrependAppendMDP", "make_mdp"]
+__all__ = ["MDP", "MDP_KINDS", "AppendMDP", "FragmentMDP", "HypergridMDP", "PrependAppendMDP", "make_mdp"]
