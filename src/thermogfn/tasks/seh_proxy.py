@@ -203,6 +203,8 @@ class SEHProxy(nn.Module):
 
     def forward(self, mols: Sequence[Any], stem_atoms: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
         """Raw predictions, shape ``(len(mols),)``, NaN for None molecules."""
+        if stem_atoms is not None and len(stem_atoms) != len(mols):
+            raise ThermoGFNError(f"got {len(stem_atoms)} stem lists for {len(mols)} molecules")
         ref = self.root
         out = torch.full((len(mols),), math.nan, dtype=ref.dtype, device=ref.device)
         valid = [i for i, m in enumerate(mols) if m is not None]
