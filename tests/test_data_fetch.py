@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import gzip
 import hashlib
+import io
+import json
+import pickle
 import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from urllib.error import URLError
 
 import numpy as np
 import pytest
@@ -16,7 +22,7 @@ from cli_helpers import run_cli
 
 from thermogfn.errors import ThermoGFNError
 from thermogfn.tasks import fetch as fetch_mod
-from thermogfn.tasks import tfbind8
+from thermogfn.tasks import fragments, seh_proxy, tfbind8
 from thermogfn.tasks.data import data_dir, default_roots, user_data_dir
 from thermogfn.tasks.fetch import DATA, data_status, fetch
 from thermogfn.tasks.tfbind8 import TFBind8Task
@@ -184,3 +190,93 @@ def test_fetched_data_is_found_with_no_flags(tmp_path: Path, monkeypatch: pytest
     assert default_roots()[-1] == user_data_dir()
     (tmp_path / "thermogfn" / "some_task").mkdir(parents=True)
     assert data_dir(None, "some_task") == (tmp_path / "thermogfn" / "some_task").resolve()
+
+
+def _gflownet(files: dict[str, bytes]):
+    """A stand-in for ``urlopen`` serving ``files`` (paths below GFNOrg/gflownet's mols/data/) from memory."""
+    def urlopen(url: str, timeout: float) -> io.BytesIO:
+        path = url.removeprefix(fetch_mod.GFN_RAW)
+        if path not in files:
+            raise URLError("[Errno -3] Temporary failure in name resolution")
+        return io.BytesIO(files[path])
+    return urlopen
+
+
+def _pickled(arrays: list[np.ndarray], protocol: int = 4) -> bytes:
+    raw = pickle.dumps(arrays, protocol=protocol)
+    if protocol == 2:  # as numpy < 2 names its modules, e.g. in the 2021 file
+        raw = raw.replace(b"numpy._core", b"numpy.core")
+    return gzip.compress(raw)
+
+
+@pytest.fixture
+def sehfrag_files(monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, bytes], list[np.ndarray]]:
+    """Locally built downloads (a small vocabulary, 22 random arrays pickled) whose checksums the fetcher accepts."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((2, i + 1)).astype(np.float32) for i in range(seh_proxy.N_PARAMS)]
+    blocks = json.dumps({"block_name": {"0": "C_0"}, "block_smi": {"0": "C"}, "block_r": {"0": [0]}}).encode()
+    pkl = _pickled(arrays)
+    monkeypatch.setattr(fetch_mod, "SEH_PICKLE_SHA256", _sha(pkl))
+    monkeypatch.setattr(fragments, "VOCAB_SHA256", _sha(blocks))
+    monkeypatch.setattr(seh_proxy, "PARAMS_ARRAYS_SHA256",
+                        seh_proxy.params_digest({f"p{i:02d}": a for i, a in enumerate(arrays)}))
+    return {fragments.VOCAB_NAME: blocks, fetch_mod.SEH_PICKLE: pkl}, arrays
+
+
+def test_fetch_sehfrag_converts_the_pickle(sehfrag_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files, arrays = sehfrag_files
+    monkeypatch.setattr(fetch_mod, "urlopen", _gflownet(files))
+    folder = tmp_path / "dest" / fragments.FOLDER
+    assert fetch("sehfrag", tmp_path / "dest") == [folder / seh_proxy.PARAMS_NAME, folder / fragments.VOCAB_NAME]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([seh_proxy.PARAMS_NAME, fragments.VOCAB_NAME])
+    assert (folder / fragments.VOCAB_NAME).read_bytes() == files[fragments.VOCAB_NAME]
+    with np.load(folder / seh_proxy.PARAMS_NAME) as data:
+        assert data.files == [f"p{i:02d}" for i in range(22)]
+        assert all(np.array_equal(data[f"p{i:02d}"], a) for i, a in enumerate(arrays))
+    first = (folder / seh_proxy.PARAMS_NAME).read_bytes()
+    files[fetch_mod.SEH_PICKLE] = _pickled(arrays, protocol=2)
+    monkeypatch.setattr(fetch_mod, "SEH_PICKLE_SHA256", _sha(files[fetch_mod.SEH_PICKLE]))
+    fetch("sehfrag", tmp_path / "dest")
+    assert (folder / seh_proxy.PARAMS_NAME).read_bytes() == first  # same arrays, same bytes
+
+
+def test_fetch_sehfrag_reproduces_the_published_npz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real weights, pickled here as the original list, convert to the exact published .npz."""
+    shared = data_dir(None, fragments.FOLDER)
+    if not (shared / seh_proxy.PARAMS_NAME).is_file() or not (shared / fragments.VOCAB_NAME).is_file():
+        pytest.skip(f"sEH proxy data not found in {shared}; set THERMOGFN_DATA_DIR to run this test")
+    with np.load(shared / seh_proxy.PARAMS_NAME) as data:
+        pkl = _pickled([data[f"p{i:02d}"] for i in range(22)], protocol=2)
+    monkeypatch.setattr(fetch_mod, "SEH_PICKLE_SHA256", _sha(pkl))
+    blocks = (shared / fragments.VOCAB_NAME).read_bytes()
+    monkeypatch.setattr(fetch_mod, "urlopen", _gflownet({fetch_mod.SEH_PICKLE: pkl, fragments.VOCAB_NAME: blocks}))
+    npz, _ = fetch("sehfrag", tmp_path)
+    assert _sha(npz.read_bytes()) == seh_proxy.PARAMS_SHA256
+
+
+def test_fetch_sehfrag_failures(sehfrag_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files, arrays = sehfrag_files
+    monkeypatch.setattr(fetch_mod, "urlopen", _gflownet({}))
+    with pytest.raises(ThermoGFNError) as exc:
+        fetch("sehfrag", tmp_path / "a")
+    msg = _one_line(exc)
+    assert msg.startswith(f"could not download {fetch_mod.GFN_RAW}{fragments.VOCAB_NAME}")
+    assert "name resolution" in msg and "raw.githubusercontent.com" in msg
+    assert not (tmp_path / "a").exists()
+    monkeypatch.setattr(fetch_mod, "urlopen", _gflownet({**files, fetch_mod.SEH_PICKLE: b"x"}))
+    with pytest.raises(ThermoGFNError, match=r"best_params.pkl.gz has sha256 .* expected"):
+        fetch("sehfrag", tmp_path / "a")
+    for bad, why in ((collections.OrderedDict(), "refers to collections.OrderedDict; only numpy arrays"),
+                     (arrays[:3], "not a list of 22 numpy arrays")):
+        pkl = gzip.compress(pickle.dumps(bad))
+        monkeypatch.setattr(fetch_mod, "SEH_PICKLE_SHA256", _sha(pkl))
+        monkeypatch.setattr(fetch_mod, "urlopen", _gflownet({**files, fetch_mod.SEH_PICKLE: pkl}))
+        with pytest.raises(ThermoGFNError, match=why) as exc:
+            fetch("sehfrag", tmp_path / "a")
+        _one_line(exc)
+    monkeypatch.setattr(seh_proxy, "PARAMS_ARRAYS_SHA256", "0" * 64)
+    monkeypatch.setattr(fetch_mod, "SEH_PICKLE_SHA256", _sha(files[fetch_mod.SEH_PICKLE]))
+    monkeypatch.setattr(fetch_mod, "urlopen", _gflownet(files))
+    with pytest.raises(ThermoGFNError, match="do not match the expected proxy weights"):
+        fetch("sehfrag", tmp_path / "a")
+    assert not (tmp_path / "a").exists()

