@@ -16,12 +16,12 @@ from thermogfn.config import ModelConfig
 from thermogfn.errors import ThermoGFNError
 from thermogfn.exact import exact_metrics
 from thermogfn.mdp import FragmentMDP
-from thermogfn.mdp.fragments import vocabulary_from_json
 from thermogfn.objectives import trajectory_loss
 from thermogfn.policy import GFlowNetModel
 from thermogfn.sampling import backward_rollout, forward_rollout
 from thermogfn.tasks.base import Shaping, Task, TaskDefaults
 from thermogfn.tasks.data import data_dir
+from thermogfn.tasks.fragments import load_vocab
 
 # (block_r, fragment_id, max_blocks): two entries of one type bonding through different atoms, a one-stem block,
 # a block with two stems on one atom (symmetric children), same-type blocks whose bond can be built from either end;
@@ -38,7 +38,8 @@ def _seh_vocab() -> tuple[list[list[int]], list[int]]:
     path = data_dir(None, "seh_proxy") / "blocks_PDB_105.json"
     if not path.is_file():
         pytest.skip(f"shared data not found ({path}); set THERMOGFN_DATA_DIR to run this test")
-    return vocabulary_from_json(json.loads(path.read_text()))
+    vocab = load_vocab()
+    return [list(r) for r in vocab.block_r], list(vocab.fragment_id)
 
 
 def _key(mdp: FragmentMDP, row: torch.Tensor) -> tuple[int, ...]:

@@ -53,6 +53,7 @@ import torch
 
 from thermogfn.errors import ThermoGFNError
 from thermogfn.mdp.base import MDP, NEG_INF
+from thermogfn.tasks.fragments import block_types, row_tree
 
 Adjacency = list[list[tuple[int, int, int]]]  # adj[u]: (neighbour v, atom of u, atom of v) per bond
 Code = tuple  # nested AHU code (type, own atom, ((atom, child code), ...))
@@ -143,12 +144,11 @@ class FragmentMDP(MDP):
             raise ThermoGFNError(f"need 1 <= min_blocks <= max_blocks, got {min_blocks}, {max_blocks}")
         self.V, self.N, self.min_blocks = len(block_r), max_blocks, min_blocks
         self.block_r = [list(map(int, r)) for r in block_r]
-        keys: dict[tuple[int, tuple[int, ...]], int] = {}
-        self.type_of = [keys.setdefault((int(f), tuple(sorted(r))), len(keys))
-                        for f, r in zip(fragment_id, block_r, strict=True)]
-        self.n_types = len(keys)
-        self.type_atoms = [list(k[1]) for k in keys]
-        self.type_fragment = [k[0] for k in keys]
+        types = block_types(block_r, fragment_id)
+        self.type_of = list(types.type_of)
+        self.n_types = len(types.atoms)
+        self.type_atoms = [list(a) for a in types.atoms]
+        self.type_fragment = list(types.fragment)
         self.R = max(len(a) for a in self.type_atoms)
         self.n_atoms = max(max(r) for r in self.block_r) + 1
         self.S = self.N * self.R
@@ -156,7 +156,7 @@ class FragmentMDP(MDP):
         self.entry_for: dict[tuple[int, int], int] = {}
         for e in range(self.V):
             self.entry_for.setdefault((self.type_of[e], self.block_r[e][0]), e)
-        self.first_entry = [self.type_of.index(t) for t in range(self.n_types)]
+        self.first_entry = list(types.entry)
         self.attachable = [{a for (t2, a) in self.entry_for if t2 == t} for t in range(self.n_types)]
         self._entry_rep = torch.tensor([self.entry_for[(self.type_of[e], self.block_r[e][0])] for e in range(self.V)])
         self._root_rep = torch.tensor([self.first_entry[t] for t in self.type_of])
@@ -199,11 +199,9 @@ class FragmentMDP(MDP):
         return row
 
     def _tree(self, row: Sequence[int]) -> tuple[list[int], Adjacency]:
-        n = self.N
-        types = [t for t in row[:n] if t != self.n_types]
+        types, bonds = row_tree(row, self.N, self.n_types)
         adj: Adjacency = [[] for _ in types]
-        for i in range(1, len(types)):
-            p, pa, own = row[n + i], row[2 * n + i], row[3 * n + i]
+        for p, i, pa, own in bonds:
             adj[i].append((p, own, pa))
             adj[p].append((i, pa, own))
         return types, adj
@@ -548,12 +546,3 @@ def _merge(logits: torch.Tensor, rep: torch.Tensor) -> torch.Tensor:
     shifted = torch.where(valid, x - top.gather(1, idx).masked_fill(~valid, 0.0), NEG_INF)
     total = torch.zeros_like(x).scatter_add(1, idx, shifted.exp())
     return torch.where(total > 0, top + total.masked_fill(total <= 0, 1.0).log(), NEG_INF)
-
-
-def vocabulary_from_json(blocks: dict) -> tuple[list[list[int]], list[int]]:
-    """``(block_r, fragment_id)`` from the parsed ``blocks_PDB_105.json`` (columns keyed by entry index);
-    fragments are numbered by first appearance of their SMILES."""
-    order = sorted(blocks["block_smi"], key=int)
-    smiles = [blocks["block_smi"][k] for k in order]
-    ids: dict[str, int] = {}
-    return [list(blocks["block_r"][k]) for k in order], [ids.setdefault(s, len(ids)) for s in smiles]

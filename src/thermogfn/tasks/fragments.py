@@ -24,7 +24,8 @@ from thermogfn.tasks.chem import _chem
 from thermogfn.tasks.data import data_dir as resolve_data_dir
 from thermogfn.tasks.data import require_file
 
-__all__ = ["FOLDER", "VOCAB_NAME", "VOCAB_SHA256", "FragmentVocab", "load_vocab", "count_atoms"]
+__all__ = ["FOLDER", "VOCAB_NAME", "VOCAB_SHA256", "BlockTypes", "FragmentVocab", "block_types", "count_atoms",
+           "load_vocab", "row_tree"]
 
 FOLDER = "seh_proxy"
 VOCAB_NAME = "blocks_PDB_105.json"
@@ -137,6 +138,39 @@ class FragmentVocab:
         finally:
             del quiet
         return out
+
+
+@dataclass(frozen=True)
+class BlockTypes:
+    """What a block contributes to a molecule once placed: its fragment and the multiset of its attachment atoms.
+
+    Entries with one SMILES and the same atoms in another order (another atom bonding to the parent) are one
+    *type*: ``type_of[entry]``; per type, ``atoms`` (sorted), ``fragment`` and ``entry`` (its first entry).
+    Types are numbered in order of first appearance."""
+
+    type_of: tuple[int, ...]
+    atoms: tuple[tuple[int, ...], ...]
+    fragment: tuple[int, ...]
+    entry: tuple[int, ...]
+
+
+def block_types(block_r: Sequence[Sequence[int]], fragment_id: Sequence[int]) -> BlockTypes:
+    """The block types of a vocabulary given as ``block_r`` and ``fragment_id`` per entry."""
+    keys: dict[tuple[int, tuple[int, ...]], int] = {}
+    type_of = tuple(keys.setdefault((int(f), tuple(sorted(int(a) for a in r))), len(keys))
+                    for f, r in zip(fragment_id, block_r, strict=True))
+    return BlockTypes(type_of, tuple(k[1] for k in keys), tuple(k[0] for k in keys),
+                      tuple(type_of.index(t) for t in range(len(keys))))
+
+
+def row_tree(row: Sequence[int], n_slots: int, empty_type: int) -> tuple[list[int], list[tuple[int, int, int, int]]]:
+    """A fragment tree stored as one row (``n_slots`` slots of: type, parent slot, parent atom, own atom, in four
+    column groups; slots in preorder, empty ones ``empty_type``): the types of its blocks and its bonds
+    ``(parent, child, atom in parent, atom in child)``."""
+    types = [int(t) for t in row[:n_slots] if t != empty_type]
+    bonds = [(int(row[n_slots + i]), i, int(row[2 * n_slots + i]), int(row[3 * n_slots + i]))
+             for i in range(1, len(types))]
+    return types, bonds
 
 
 @functools.lru_cache(maxsize=8)
