@@ -302,7 +302,7 @@ def test_custom_validation_and_table_limits() -> None:
 # --- registry -----------------------------------------------------------------------------------------------
 
 def test_registry_errors(tmp_path: Path) -> None:
-    assert {"tfbind8", "qm9str", "hypergrid", "sehstr", "rna1", "rna2", "rna3"} == set(TASKS)
+    assert {"tfbind8", "qm9str", "hypergrid", "sehstr", "sehfrag", "rna1", "rna2", "rna3"} == set(TASKS)
     with pytest.raises(ThermoGFNError) as exc:
         make_task("nope")
     assert all(t in _one_line(exc) for t in TASKS)

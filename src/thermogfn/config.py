@@ -21,11 +21,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 # ---------------------------------------------------------------------------------------- allowed values
-TASKS: tuple[str, ...] = ("tfbind8", "qm9str", "sehstr", "hypergrid", "rna1", "rna2", "rna3")
+TASKS: tuple[str, ...] = ("tfbind8", "qm9str", "sehstr", "sehfrag", "hypergrid", "rna1", "rna2", "rna3")
 CONDITIONINGS: tuple[str, ...] = ("none", "layer", "logit", "logit+layer")
 ARCHITECTURES: tuple[str, ...] = ("mlp", "transformer", "conv")  # the policy's trunk (thermogfn.networks)
 TRANSFORMER_HEADS = 4  # attention heads of the transformer trunk (--hidden must be a multiple)
-MDP_KINDS: tuple[str, ...] = ("prepend-append", "append", "hypergrid")
+MDP_KINDS: tuple[str, ...] = ("prepend-append", "append", "hypergrid", "fragments")
 OBJECTIVES: tuple[str, ...] = ("tb", "db", "subtb")
 G_KINDS: tuple[str, ...] = ("positive", "signed")
 BETA_INPUTS: tuple[str, ...] = ("log", "raw")

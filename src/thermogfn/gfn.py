@@ -11,7 +11,7 @@ from thermogfn.config import RunConfig
 from thermogfn.errors import ThermoGFNError
 from thermogfn.flat import FlatParameters
 from thermogfn.kernels import Candidates, Paths, Reward, back_and_forth_step, greedy_step, step_log_probs
-from thermogfn.mdp import MDP, make_mdp
+from thermogfn.mdp import MDP, task_mdp
 from thermogfn.objectives import trajectory_loss
 from thermogfn.offline_data import bottom_half, read_offline_data
 from thermogfn.policy import GFlowNetModel
@@ -24,7 +24,7 @@ from thermogfn.trainer import BaseTrainer, RoundStats
 
 def build_model(cfg: RunConfig, task: Task) -> GFlowNetModel:
     """The model a resolved config describes, initialised from the config's seed."""
-    mdp: MDP = make_mdp(cfg.mdp, task.vocab_size, task.length, task.min_length)
+    mdp: MDP = task_mdp(cfg.mdp, task)
     lo1, hi1 = cfg.train_prior.support()
     lo2, hi2 = cfg.explore_prior.support()
     torch.manual_seed(cfg.seed)

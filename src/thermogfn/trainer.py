@@ -74,6 +74,7 @@ class BaseTrainer(ABC):
     """One run of any method. Subclasses implement ``train_round`` and their own state."""
 
     variable_length = True  # trains on objects of several lengths (--min-length); False refuses them
+    mutates_tokens = False  # edits objects token by token (point mutations): refuses tasks without token objects
 
     def __init__(self, cfg: RunConfig, task: Task | None = None):
         self.task = task if task is not None else load_task(cfg)
@@ -84,6 +85,9 @@ class BaseTrainer(ABC):
             raise ThermoGFNError(f"the {self.cfg.method} baseline's point mutations keep a sequence's length, so it "
                                  "cannot search over several lengths (--min-length); use --method gfn, ppo, a2c, sac "
                                  "or random, or drop --min-length")
+        if self.mutates_tokens and not self.task.token_objects:
+            raise ThermoGFNError(f"the {self.cfg.method} baseline mutates tokens, but task {self.task.name}'s objects "
+                                 "are built by its MDP only; use --method gfn, ppo, a2c, sac or random")
         torch.manual_seed(self.cfg.seed)
         self.generator = torch.Generator().manual_seed(self.cfg.seed)
         self.oracle = RewardOracle(self.task, make_executor(self.task, self.cfg.executor, self.cfg.executor_workers,

@@ -54,6 +54,7 @@ class SimulatedAnnealing(BaseTrainer):
     """``batch_size`` parallel annealed Metropolis chains with best-so-far tracking and optional restarts."""
 
     variable_length = False  # point mutations keep the length
+    mutates_tokens = True
 
     def __init__(self, cfg: RunConfig, task: Task | None = None, params: SAParams | None = None):
         super().__init__(cfg, task)

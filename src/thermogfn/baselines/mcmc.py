@@ -131,6 +131,7 @@ class MCMC(BaseTrainer):
     """``batch_size`` parallel Metropolis-Hastings chains at the run's fixed beta."""
 
     variable_length = False  # point mutations keep the length
+    mutates_tokens = True
 
     def __init__(self, cfg: RunConfig, task: Task | None = None, params: MCMCParams | None = None):
         super().__init__(cfg, task)

@@ -21,14 +21,14 @@ from torch import nn
 
 from thermogfn.conditioning import mlp
 from thermogfn.config import RunConfig
-from thermogfn.mdp import MDP, make_mdp
+from thermogfn.mdp import MDP, task_mdp
 from thermogfn.priors import parse_beta_prior
 from thermogfn.tasks import Task
 from thermogfn.trainer import BaseTrainer
 
 
 def build_mdp(mdp_kind: str, task: Task) -> MDP:
-    return make_mdp(mdp_kind, task.vocab_size, task.length, task.min_length)
+    return task_mdp(mdp_kind, task)
 
 
 def network(mdp: MDP, hidden: int, layers: int, out: int, last_std: float | None = None) -> nn.Sequential:

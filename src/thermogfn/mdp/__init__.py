@@ -6,6 +6,7 @@ from thermogfn.mdp.base import MDP
 from thermogfn.mdp.fragments import FragmentMDP
 from thermogfn.mdp.hypergrid import HypergridMDP
 from thermogfn.mdp.sequence import AppendMDP, PrependAppendMDP
+from thermogfn.tasks.base import Task
 
 
 def make_mdp(kind: str, vocab_size: int, length: int, min_length: int | None = None) -> MDP:
@@ -19,7 +20,21 @@ def make_mdp(kind: str, vocab_size: int, length: int, min_length: int | None = N
         if min_length is not None and min_length != length:
             raise ThermoGFNError("the hypergrid MDP builds points of a fixed dimension; min_length does not apply")
         return HypergridMDP(vocab_size, length)
+    if kind == "fragments":
+        raise ThermoGFNError("the fragments MDP needs a fragment task (--task sehfrag)")
     raise ThermoGFNError(f"unknown MDP '{kind}'; choose one of {', '.join(MDP_KINDS)}")
 
 
-__all__ = ["MDP", "MDP_KINDS", "AppendMDP", "FragmentMDP", "HypergridMDP", "PrependAppendMDP", "make_mdp"]
+def task_mdp(kind: str, task: Task) -> MDP:
+    """The MDP ``kind`` that builds ``task``'s objects: fragment trees from its vocabulary, else token rows."""
+    if kind == "fragments":
+        vocab = getattr(task, "vocab", None)
+        if vocab is None:
+            raise ThermoGFNError(f"the fragments MDP builds molecules from a fragment vocabulary; task {task.name} "
+                                 "has none")
+        return FragmentMDP(vocab.block_r, vocab.fragment_id, task.max_blocks, task.min_blocks)
+    return make_mdp(kind, task.vocab_size, task.length, task.min_length)
+
+
+__all__ = ["MDP", "MDP_KINDS", "AppendMDP", "FragmentMDP", "HypergridMDP", "PrependAppendMDP", "make_mdp",
+           "task_mdp"]

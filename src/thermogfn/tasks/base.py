@@ -150,6 +150,9 @@ class Task(ABC):
     defaults: TaskDefaults
     mdp_kinds: tuple[str, ...] = ("prepend-append", "append")
     distance: str = "hamming"
+    # every token at every position is an object (uniform draws, point mutations); False: objects are rows that
+    # only the task's MDP builds (fragment trees)
+    token_objects: bool = True
 
     @abstractmethod
     def raw_reward(self, x: torch.Tensor) -> torch.Tensor:

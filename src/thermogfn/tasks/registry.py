@@ -10,7 +10,8 @@ from thermogfn.errors import ThermoGFNError
 if TYPE_CHECKING:
     from thermogfn.tasks.base import Task
 
-_TASK_OPTIONS = {"tfbind8": (), "qm9str": (), "sehstr": (), "hypergrid": ("ndim", "height", "r0", "r1", "r2")}
+_TASK_OPTIONS = {"tfbind8": (), "qm9str": (), "sehstr": (), "sehfrag": (),
+                 "hypergrid": ("ndim", "height", "r0", "r1", "r2")}
 _TASK_OPTIONS.update({f"rna{k}": ("workers",) for k in (1, 2, 3)})
 _CUSTOM_OPTIONS = ("exponent", "name", "timeout")
 VARIABLE_LENGTH_TASKS = ("rna1", "rna2", "rna3")  # named tasks whose reward scores any length (and custom rewards)
@@ -74,6 +75,10 @@ def make_task(name_or_spec: str, *, data_dir: str | None = None, alphabet: str |
         from thermogfn.tasks.sehstr import SEHStrTask
 
         return SEHStrTask(data_dir)
+    if key == "sehfrag":
+        from thermogfn.tasks.sehfrag import SEHFragTask
+
+        return SEHFragTask(data_dir)
     if key in ("rna1", "rna2", "rna3"):
         from thermogfn.tasks.rna import RNABindingTask
 

@@ -265,6 +265,9 @@ def _need_rdkit() -> None:
                              f"{INSTALL_HINT}") from None
 
 
+SEH_TRANSFORMS = ("clip", "bengio2021")
+
+
 def seh_reward(proxy_values: torch.Tensor, transform: str = "clip") -> torch.Tensor:
     """Reward from raw proxy values; NaN (a molecule that failed to assemble) gets the transform's floor.
 
@@ -275,4 +278,4 @@ def seh_reward(proxy_values: torch.Tensor, transform: str = "clip") -> torch.Ten
         return torch.nan_to_num(proxy_values / 8, nan=0.0).clamp(REWARD_FLOOR, 100.0)
     if transform == "bengio2021":
         return (torch.nan_to_num(proxy_values, nan=0.1).clamp(min=0.1) / 8) ** 10
-    raise ThermoGFNError(f"unknown sEH reward transform {transform!r}; use 'clip' or 'bengio2021'")
+    raise ThermoGFNError(f"unknown sEH reward transform {transform!r}; choose one of {', '.join(SEH_TRANSFORMS)}")
