@@ -23,8 +23,10 @@ from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 from thermogfn.conditioning import mlp
-from thermogfn.config import ARCHITECTURES, TRANSFORMER_HEADS
+from thermogfn.config import ARCHITECTURES, GRAPH_MDPS, TRANSFORMER_HEADS
+from thermogfn.errors import ThermoGFNError
 from thermogfn.mdp import MDP
+from thermogfn.mdp.fragments import FragmentGraph
 
 WIDE_INPUT = 512  # one-hot inputs wider than this enter the first layer as a sum of its columns
 
@@ -112,7 +114,7 @@ class _SequenceTrunk(nn.Module):
     def __init__(self, mdp: MDP, hidden: int, layers: int):
         super().__init__()
         if not hasattr(mdp, "K") or not hasattr(mdp, "L"):
-            raise ValueError(f"token-wise trunks need a sequence MDP, not {mdp.name!r}")
+            raise ThermoGFNError(f"the token-wise trunks (transformer, conv) need a sequence MDP, not {mdp.name!r}")
         self.pad, self.length, self.hidden, self.layers = mdp.K, mdp.L, hidden, layers
         self.token = nn.Embedding(mdp.K + 1, hidden)
         self.filled_length = nn.Embedding(mdp.L + 1, hidden)
@@ -224,6 +226,87 @@ class ConvTrunk(_SequenceTrunk):
         return F.leaky_relu(self.out(torch.cat(parts, dim=-1)))
 
 
+class GraphTrunk(nn.Module):
+    """Message passing over the block tree of ``mdp.graph(states)``, with structured forward logits.
+
+    A block's node starts as its type's embedding + its own bond atom's + the sum of its open stems' atom embeddings
+    (+ the layer-conditioning beta embedding, projected). Each of ``layers`` rounds sends a message up and one down
+    every tree edge (separate weights per direction; the bond's atoms, parent side and child side, in each), summed
+    at the receiver, and updates every node residually; empty slots stay zero. Features: mean and max over the
+    blocks, plus an embedding of their number (at 0: the s0 token) and the beta projection. Forward logits: attaching
+    entry e at stem k of slot i reads [node i, stem k's atom, features] through a small MLP to V logits; first-block
+    and stop logits are linear in the features. Everything is batched over a flat (B * (N + 1)) node set.
+    """
+
+    def __init__(self, mdp: MDP, hidden: int, layers: int, beta_dim: int = 0):
+        super().__init__()
+        if not hasattr(mdp, "graph"):
+            raise ThermoGFNError(f"architecture graph reads the block graphs of the {', '.join(GRAPH_MDPS)} MDP, "
+                                 f"not {mdp.name!r} states")
+        self.graph, self.n, self.n_types, self.vocab = mdp.graph, mdp.N, mdp.n_types, mdp.V
+        atoms = mdp.n_atoms + 1
+        self.block_type = nn.Embedding(mdp.n_types + 1, hidden)
+        self.own_atom = nn.Embedding(atoms, hidden)
+        self.stem = nn.Embedding(atoms, hidden)  # an open stem's atom: summed into its node; read by the attach head
+        self.bond_parent = nn.Embedding(atoms, hidden)
+        self.bond_child = nn.Embedding(atoms, hidden)
+        self.beta = nn.Linear(beta_dim, hidden) if beta_dim else None
+        self.up = nn.ModuleList(nn.Linear(2 * hidden, hidden) for _ in range(layers))
+        self.down = nn.ModuleList(nn.Linear(2 * hidden, hidden) for _ in range(layers))
+        self.update = nn.ModuleList(nn.Linear(3 * hidden, hidden) for _ in range(layers))
+        self.size = nn.Embedding(mdp.N + 1, hidden)
+        self.out = nn.Linear(2 * hidden, hidden)
+        self.attach_node = nn.Linear(hidden, hidden)
+        self.attach_global = nn.Linear(hidden, hidden, bias=False)
+        self.attach = nn.Linear(hidden, mdp.V)
+        self.first_stop = nn.Linear(hidden, mdp.V + 1)
+        # padding of the parent, parent-atom and own-atom columns: empty slots read as these whatever they hold
+        pads = torch.tensor([mdp.N] * mdp.N + [mdp.n_atoms] * (2 * mdp.N))
+        self.register_buffer("pads", pads, persistent=False)
+
+    def _encode(self, states: torch.Tensor,
+                embedding: torch.Tensor | None) -> tuple[torch.Tensor, FragmentGraph, torch.Tensor]:
+        """Node states (B, N, H), the graph tensors and the features (B, H)."""
+        n, batch = self.n, states.shape[0]
+        empty = states[:, :n] == self.n_types
+        g = self.graph(torch.cat([states[:, :n], torch.where(empty.repeat(1, 3), self.pads, states[:, n: 4 * n])], 1))
+        keep = g.present[..., None].to(self.size.weight.dtype)
+        h = self.block_type(g.types) + self.own_atom(g.own_atom) + (self.stem(g.stem_atom) * g.stem_open[..., None]).sum(2)
+        beta = None
+        if self.beta is not None:
+            assert embedding is not None, "layer conditioning needs the beta embedding"
+            beta = self.beta(embedding)
+            h = h + beta[:, None]
+        h = h * keep
+        bond = self.bond_parent(g.parent_atom) + self.bond_child(g.own_atom)
+        to_parent = (g.parent + (n + 1) * torch.arange(batch, device=states.device)[:, None]).flatten()
+        has_parent = keep * (g.parent < n)[..., None]
+        for up, down, update in zip(self.up, self.down, self.update, strict=True):
+            flat = F.pad(h, (0, 0, 0, 1)).flatten(0, 1)  # (B * (N + 1), H): slot N of each row is a zero sink
+            sent = (F.leaky_relu(up(torch.cat([h, bond], -1))) * has_parent).flatten(0, 1)
+            from_children = torch.zeros_like(flat).index_add(0, to_parent, sent).view(batch, n + 1, -1)[:, :n]
+            from_parent = F.leaky_relu(down(torch.cat([flat[to_parent].view_as(h), bond], -1))) * has_parent
+            h = h + F.leaky_relu(update(torch.cat([h, from_children, from_parent], -1))) * keep
+        count = g.present.sum(-1)
+        mean = h.sum(1) / count.clamp_min(1)[:, None]
+        top = torch.where(count[:, None] > 0, h.masked_fill(~g.present[..., None], float("-inf")).amax(1), 0.0)
+        pre = self.out(torch.cat([mean, top], -1)) + self.size(count)
+        return h, g, F.leaky_relu(pre if beta is None else pre + beta)
+
+    def forward(self, states: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
+        return self._encode(states, embedding)[2]
+
+    def forward_logits(self, states: torch.Tensor,
+                       embedding: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (B, H) and forward logits (B, n_forward) in the MDP's action order: first blocks, then
+        ``V + e * S + i * R + k`` (one reshape of the (B, N, R, V) attach logits), then stop."""
+        h, g, features = self._encode(states, embedding)
+        pre = self.attach_node(h)[:, :, None] + self.stem(g.stem_atom) + self.attach_global(features)[:, None, None]
+        attach = self.attach(F.leaky_relu(pre)).permute(0, 3, 1, 2).flatten(1)  # (B, V * N * R)
+        first_stop = self.first_stop(features)
+        return features, torch.cat([first_stop[:, : self.vocab], attach, first_stop[:, self.vocab:]], 1)
+
+
 def make_trunk(architecture: str, mdp: MDP, hidden: int, layers: int, beta_dim: int = 0) -> nn.Module:
     """The trunk ``architecture`` (one of :data:`~thermogfn.config.ARCHITECTURES`) for ``mdp``."""
     if architecture == "mlp":
@@ -232,4 +315,6 @@ def make_trunk(architecture: str, mdp: MDP, hidden: int, layers: int, beta_dim: 
         return TransformerTrunk(mdp, hidden, layers, beta_dim)
     if architecture == "conv":
         return ConvTrunk(mdp, hidden, layers, beta_dim)
+    if architecture == "graph":
+        return GraphTrunk(mdp, hidden, layers, beta_dim)
     raise ValueError(f"architecture must be one of {ARCHITECTURES}")
