@@ -169,8 +169,8 @@ def test_architecture_config_round_trip_and_defaults(tiny_task):
         resolve(RunConfig(task="hypergrid", model=ModelConfig(architecture="conv")), HypergridTask(2, 3))
 
 
-@pytest.mark.parametrize("architecture", ["transformer", "conv"])
-def test_cli_refuses_token_wise_trunks_on_the_hypergrid(architecture: str):
+@pytest.mark.parametrize("architecture", ["transformer", "conv", "graph"])
+def test_cli_refuses_token_wise_and_graph_trunks_on_the_hypergrid(architecture: str):
     code, out, err = run_cli("train", *TINY_HYPERGRID, "--steps", "2", "--architecture", architecture,
                              "--out", str(new_dir() / "run"))
     assert code == 2 and assert_clean(code, out, err) != "ok"

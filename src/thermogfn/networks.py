@@ -271,7 +271,8 @@ class GraphTrunk(nn.Module):
         empty = states[:, :n] == self.n_types
         g = self.graph(torch.cat([states[:, :n], torch.where(empty.repeat(1, 3), self.pads, states[:, n: 4 * n])], 1))
         keep = g.present[..., None].to(self.size.weight.dtype)
-        h = self.block_type(g.types) + self.own_atom(g.own_atom) + (self.stem(g.stem_atom) * g.stem_open[..., None]).sum(2)
+        stems = (self.stem(g.stem_atom) * g.stem_open[..., None]).sum(2)
+        h = self.block_type(g.types) + self.own_atom(g.own_atom) + stems
         beta = None
         if self.beta is not None:
             assert embedding is not None, "layer conditioning needs the beta embedding"
