@@ -66,22 +66,27 @@ def test_every_conditioning_rolls_out_and_trains(vocab: str, conditioning: str) 
 
 
 def test_logits_follow_the_action_layout() -> None:
-    """Column ``V + e * S + i * R + k`` is the attach head at (slot i, stem k) for entry e; 0..V-1 and the last
-    column are the readout's first-block and stop logits."""
+    """Column ``V + e * S + i * R + k`` is the attach head at (slot i, open stem k) for entry e (0 at closed stems);
+    0..V-1 and the last column are the readout's first-block and stop logits."""
     mdp = _synthetic()
-    trunk = _model(mdp, "none").trunk
-    states = _rollout(_model(mdp, "none"), batch=4).states[:, 2]
+    model = _model(mdp, "none")
+    states = _rollout(model, batch=4).states[:, 2]
+    trunk = model.trunk
     with torch.no_grad():
         features, logits = trunk.forward_logits(states)
-        h, g, _ = trunk._encode(states, None)
+        h, nodes, g, _ = trunk._encode(states, None)
         first_stop = trunk.first_stop(features)
         assert logits.shape == (4, mdp.n_forward)
         assert torch.allclose(logits[:, : mdp.V], first_stop[:, : mdp.V])
         assert torch.allclose(logits[:, mdp.stop], first_stop[:, -1])
-        for b, i, k, e in [(0, 0, 0, 0), (1, 1, 2, 5), (2, 4, 1, 3), (3, 2, 0, 1)]:
-            pre = trunk.attach_node(h[b, i]) + trunk.stem(g.stem_atom[b, i, k]) + trunk.attach_global(features[b])
-            expected = trunk.attach(F.leaky_relu(pre))[e]
-            assert torch.allclose(logits[b, mdp.V + e * mdp.S + i * mdp.R + k], expected, atol=1e-5)
+        attach = logits[:, mdp.V: mdp.stop].view(4, mdp.V, mdp.N, mdp.R)
+        assert (attach.permute(0, 2, 3, 1)[~g.stem_open] == 0).all()
+        for b, i, k in g.stem_open.nonzero().tolist():
+            node = h[nodes.tolist().index(b * mdp.N + i)]
+            pre = trunk.attach_node(node) + trunk.stem(g.stem_atom[b, i, k]) + trunk.attach_global(features[b])
+            expected = trunk.attach(F.leaky_relu(pre))
+            for e in range(mdp.V):
+                assert torch.allclose(logits[b, mdp.V + e * mdp.S + i * mdp.R + k], expected[e], atol=1e-5)
 
 
 def test_features_ignore_padding_and_other_rows() -> None:

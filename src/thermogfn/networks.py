@@ -229,13 +229,15 @@ class ConvTrunk(_SequenceTrunk):
 class GraphTrunk(nn.Module):
     """Message passing over the block tree of ``mdp.graph(states)``, with structured forward logits.
 
-    A block's node starts as its type's embedding + its own bond atom's + the sum of its open stems' atom embeddings
+    Only the blocks are computed, packed over the batch (P nodes: cost grows with the molecules, not with N). A
+    block's node starts as its type's embedding + its own bond atom's + the sum of its open stems' atom embeddings
     (+ the layer-conditioning beta embedding, projected). Each of ``layers`` rounds sends a message up and one down
-    every tree edge (separate weights per direction; the bond's atoms, parent side and child side, in each), summed
-    at the receiver, and updates every node residually; empty slots stay zero. Features: mean and max over the
-    blocks, plus an embedding of their number (at 0: the s0 token) and the beta projection. Forward logits: attaching
-    entry e at stem k of slot i reads [node i, stem k's atom, features] through a small MLP to V logits; first-block
-    and stop logits are linear in the features. Everything is batched over a flat (B * (N + 1)) node set.
+    every tree edge, ``leaky(W h_sender + b[bond])`` with weights per direction and an embedding of the bond's two
+    atoms (parent side, child side), summed at the receiver (index_add), then updates every node residually from
+    [h, from children, from parent]. Features: mean and max over the blocks, plus an embedding of their number (at 0:
+    the s0 token) and the beta projection. Forward logits: attaching entry e at open stem k of slot i reads [node i,
+    stem k's atom, features] through a small MLP to V logits (closed stems, invalid anyway, get 0); first-block and
+    stop logits are linear in the features.
     """
 
     def __init__(self, mdp: MDP, hidden: int, layers: int, beta_dim: int = 0):
@@ -243,16 +245,13 @@ class GraphTrunk(nn.Module):
         if not hasattr(mdp, "graph"):
             raise ThermoGFNError(f"architecture graph reads the block graphs of the {', '.join(GRAPH_MDPS)} MDP, "
                                  f"not {mdp.name!r} states")
-        self.graph, self.n, self.n_types, self.vocab = mdp.graph, mdp.N, mdp.n_types, mdp.V
-        atoms = mdp.n_atoms + 1
+        self.graph, self.n, self.n_types, self.vocab, self.atoms = mdp.graph, mdp.N, mdp.n_types, mdp.V, mdp.n_atoms + 1
         self.block_type = nn.Embedding(mdp.n_types + 1, hidden)
-        self.own_atom = nn.Embedding(atoms, hidden)
-        self.stem = nn.Embedding(atoms, hidden)  # an open stem's atom: summed into its node; read by the attach head
-        self.bond_parent = nn.Embedding(atoms, hidden)
-        self.bond_child = nn.Embedding(atoms, hidden)
+        self.own_atom = nn.Embedding(self.atoms, hidden)
+        self.stem = nn.Embedding(self.atoms, hidden)  # an open stem's atom: summed into its node; read by attach
         self.beta = nn.Linear(beta_dim, hidden) if beta_dim else None
-        self.up = nn.ModuleList(nn.Linear(2 * hidden, hidden) for _ in range(layers))
-        self.down = nn.ModuleList(nn.Linear(2 * hidden, hidden) for _ in range(layers))
+        self.message = nn.ModuleList(nn.Linear(hidden, 2 * hidden) for _ in range(layers))  # [up, down] per round
+        self.bond = nn.ModuleList(nn.Embedding(self.atoms ** 2, 2 * hidden) for _ in range(layers))
         self.update = nn.ModuleList(nn.Linear(3 * hidden, hidden) for _ in range(layers))
         self.size = nn.Embedding(mdp.N + 1, hidden)
         self.out = nn.Linear(2 * hidden, hidden)
@@ -265,45 +264,61 @@ class GraphTrunk(nn.Module):
         self.register_buffer("pads", pads, persistent=False)
 
     def _encode(self, states: torch.Tensor,
-                embedding: torch.Tensor | None) -> tuple[torch.Tensor, FragmentGraph, torch.Tensor]:
-        """Node states (B, N, H), the graph tensors and the features (B, H)."""
+                embedding: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, FragmentGraph, torch.Tensor]:
+        """The blocks' node states (P, H) packed in slot order, their flat slot indices (P,) into (B * N), the graph
+        tensors and the features (B, H)."""
         n, batch = self.n, states.shape[0]
         empty = states[:, :n] == self.n_types
         g = self.graph(torch.cat([states[:, :n], torch.where(empty.repeat(1, 3), self.pads, states[:, n: 4 * n])], 1))
-        keep = g.present[..., None].to(self.size.weight.dtype)
-        stems = (self.stem(g.stem_atom) * g.stem_open[..., None]).sum(2)
-        h = self.block_type(g.types) + self.own_atom(g.own_atom) + stems
+        present = g.present.flatten()
+        nodes = present.nonzero().squeeze(1)
+        row = nodes // n
+        # each block's parent in the packed order; the root's is a sink at P (dropped)
+        packed = present.cumsum(0) - 1
+        parent = g.parent.flatten()[nodes]
+        has_parent = parent < n
+        to_parent = torch.where(has_parent, packed[row * n + parent.clamp_max(n - 1)], len(nodes))
+        has_parent = has_parent[:, None].to(self.size.weight.dtype)
+        stem_atom, stem_open = g.stem_atom.flatten(0, 1)[nodes], g.stem_open.flatten(0, 1)[nodes]
+        open_atoms = torch.zeros(len(nodes), self.atoms, dtype=has_parent.dtype, device=states.device)
+        open_atoms = open_atoms.scatter_add(1, stem_atom, stem_open.to(has_parent.dtype))  # open stems per atom
+        h = self.block_type(g.types.flatten()[nodes]) + self.own_atom(g.own_atom.flatten()[nodes])
+        h = h + open_atoms @ self.stem.weight
         beta = None
         if self.beta is not None:
             assert embedding is not None, "layer conditioning needs the beta embedding"
             beta = self.beta(embedding)
-            h = h + beta[:, None]
-        h = h * keep
-        bond = self.bond_parent(g.parent_atom) + self.bond_child(g.own_atom)
-        to_parent = (g.parent + (n + 1) * torch.arange(batch, device=states.device)[:, None]).flatten()
-        has_parent = keep * (g.parent < n)[..., None]
-        for up, down, update in zip(self.up, self.down, self.update, strict=True):
-            flat = F.pad(h, (0, 0, 0, 1)).flatten(0, 1)  # (B * (N + 1), H): slot N of each row is a zero sink
-            sent = (F.leaky_relu(up(torch.cat([h, bond], -1))) * has_parent).flatten(0, 1)
-            from_children = torch.zeros_like(flat).index_add(0, to_parent, sent).view(batch, n + 1, -1)[:, :n]
-            from_parent = F.leaky_relu(down(torch.cat([flat[to_parent].view_as(h), bond], -1))) * has_parent
-            h = h + F.leaky_relu(update(torch.cat([h, from_children, from_parent], -1))) * keep
+            h = h + beta[row]
+        pair = g.parent_atom.flatten()[nodes] * self.atoms + g.own_atom.flatten()[nodes]
+        for message, bond, update in zip(self.message, self.bond, self.update, strict=True):
+            up, down = message(h).chunk(2, -1)
+            bond_up, bond_down = bond(pair).chunk(2, -1)
+            sink = h.new_zeros(len(nodes) + 1, h.shape[1])
+            from_children = sink.index_add(0, to_parent, F.leaky_relu(up + bond_up) * has_parent)[:-1]
+            from_parent = F.leaky_relu(torch.cat([down, sink[:1]])[to_parent] + bond_down) * has_parent
+            h = h + F.leaky_relu(update(torch.cat([h, from_children, from_parent], -1)))
         count = g.present.sum(-1)
-        mean = h.sum(1) / count.clamp_min(1)[:, None]
-        top = torch.where(count[:, None] > 0, h.masked_fill(~g.present[..., None], float("-inf")).amax(1), 0.0)
+        pooled = h.new_zeros(batch, h.shape[1])
+        mean = pooled.index_add(0, row, h) / count.clamp_min(1)[:, None]
+        top = pooled.scatter_reduce(0, row[:, None].expand_as(h), h, "amax", include_self=False)
         pre = self.out(torch.cat([mean, top], -1)) + self.size(count)
-        return h, g, F.leaky_relu(pre if beta is None else pre + beta)
+        return h, nodes, g, F.leaky_relu(pre if beta is None else pre + beta)
 
     def forward(self, states: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
-        return self._encode(states, embedding)[2]
+        return self._encode(states, embedding)[3]
 
     def forward_logits(self, states: torch.Tensor,
                        embedding: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (B, H) and forward logits (B, n_forward) in the MDP's action order: first blocks, then
-        ``V + e * S + i * R + k`` (one reshape of the (B, N, R, V) attach logits), then stop."""
-        h, g, features = self._encode(states, embedding)
-        pre = self.attach_node(h)[:, :, None] + self.stem(g.stem_atom) + self.attach_global(features)[:, None, None]
-        attach = self.attach(F.leaky_relu(pre)).permute(0, 3, 1, 2).flatten(1)  # (B, V * N * R)
+        ``V + e * S + i * R + k`` (the open stems' logits copied into (B, N, R, V), then one permute), then stop."""
+        h, nodes, g, features = self._encode(states, embedding)
+        batch, n, r = g.stem_open.shape
+        node, k = g.stem_open.flatten(0, 1)[nodes].nonzero(as_tuple=True)  # open stems: packed node, position
+        pre = (self.attach_node(h)[node] + self.stem(g.stem_atom.flatten(0, 1)[nodes[node], k])
+               + self.attach_global(features)[nodes[node] // n])
+        logits = self.attach(F.leaky_relu(pre))
+        attach = h.new_zeros(batch * n * r, self.vocab).index_copy(0, nodes[node] * r + k, logits)
+        attach = attach.view(batch, n, r, -1).permute(0, 3, 1, 2).flatten(1)
         first_stop = self.first_stop(features)
         return features, torch.cat([first_stop[:, : self.vocab], attach, first_stop[:, self.vocab:]], 1)
 
