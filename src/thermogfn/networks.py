@@ -276,12 +276,10 @@ class GraphTrunk(nn.Module):
         # each block's parent in the packed order; the root's is a sink at P (dropped)
         packed = present.cumsum(0) - 1
         parent = g.parent.flatten()[nodes]
-        has_parent = parent < n
-        to_parent = torch.where(has_parent, packed[row * n + parent.clamp_max(n - 1)], len(nodes))
-        has_parent = has_parent[:, None].to(self.size.weight.dtype)
+        to_parent = torch.where(parent < n, packed[row * n + parent.clamp_max(n - 1)], len(nodes))
+        edge = (parent < n)[:, None].to(self.size.weight.dtype)  # 1 where a block has a parent
         stem_atom, stem_open = g.stem_atom.flatten(0, 1)[nodes], g.stem_open.flatten(0, 1)[nodes]
-        open_atoms = torch.zeros(len(nodes), self.atoms, dtype=has_parent.dtype, device=states.device)
-        open_atoms = open_atoms.scatter_add(1, stem_atom, stem_open.to(has_parent.dtype))  # open stems per atom
+        open_atoms = edge.new_zeros(len(nodes), self.atoms).scatter_add(1, stem_atom, stem_open.to(edge.dtype))
         h = self.block_type(g.types.flatten()[nodes]) + self.own_atom(g.own_atom.flatten()[nodes])
         h = h + open_atoms @ self.stem.weight
         beta = None
@@ -293,9 +291,9 @@ class GraphTrunk(nn.Module):
         for message, bond, update in zip(self.message, self.bond, self.update, strict=True):
             up, down = message(h).chunk(2, -1)
             bond_up, bond_down = bond(pair).chunk(2, -1)
-            sink = h.new_zeros(len(nodes) + 1, h.shape[1])
-            from_children = sink.index_add(0, to_parent, F.leaky_relu(up + bond_up) * has_parent)[:-1]
-            from_parent = F.leaky_relu(torch.cat([down, sink[:1]])[to_parent] + bond_down) * has_parent
+            sent = F.leaky_relu(up + bond_up) * edge
+            from_children = h.new_zeros(len(nodes) + 1, h.shape[1]).index_add(0, to_parent, sent)[:-1]
+            from_parent = F.leaky_relu(F.pad(down, (0, 0, 0, 1))[to_parent] + bond_down) * edge
             h = h + F.leaky_relu(update(torch.cat([h, from_children, from_parent], -1)))
         count = g.present.sum(-1)
         pooled = h.new_zeros(batch, h.shape[1])
