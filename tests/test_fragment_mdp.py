@@ -11,6 +11,7 @@ from collections import defaultdict
 
 import pytest
 import torch
+from fragment_helpers import TINY, TinyFragmentTask, seh_vocab, state_key
 
 from thermogfn.config import ModelConfig
 from thermogfn.errors import ThermoGFNError
@@ -19,31 +20,7 @@ from thermogfn.mdp import FragmentMDP
 from thermogfn.objectives import trajectory_loss
 from thermogfn.policy import GFlowNetModel
 from thermogfn.sampling import backward_rollout, forward_rollout
-from thermogfn.tasks.base import Shaping, Task, TaskDefaults
 from thermogfn.tasks.data import data_dir
-from thermogfn.tasks.fragments import load_vocab
-
-# (block_r, fragment_id, max_blocks): two entries of one type bonding through different atoms, a one-stem block,
-# a block with two stems on one atom (symmetric children), same-type blocks whose bond can be built from either end;
-# each small enough to enumerate in well under a second
-TINY = {
-    "two-atoms": ([[0, 1], [1, 0], [0]], [0, 0, 1], 3),
-    "double-stem": ([[0, 0, 1], [1, 0, 0], [0]], [0, 0, 1], 3),
-    "chains": ([[0, 1], [0]], [0, 1], 4),
-    "mixed": ([[0, 1], [1, 0], [0, 0, 1], [0]], [0, 0, 0, 1], 4),
-}
-
-
-def _seh_vocab() -> tuple[list[list[int]], list[int]]:
-    path = data_dir(None, "seh_proxy") / "blocks_PDB_105.json"
-    if not path.is_file():
-        pytest.skip(f"shared data not found ({path}); set THERMOGFN_DATA_DIR to run this test")
-    vocab = load_vocab()
-    return [list(r) for r in vocab.block_r], list(vocab.fragment_id)
-
-
-def _key(mdp: FragmentMDP, row: torch.Tensor) -> tuple[int, ...]:
-    return tuple(mdp.identity(row).tolist())
 
 
 @pytest.fixture(params=sorted(TINY), scope="module")
@@ -63,7 +40,7 @@ def test_enumeration_parents_and_merges(tiny: FragmentMDP) -> None:
     mdp = tiny
     levels = mdp.states_by_level()
     states = torch.cat(levels)
-    assert mdp.n_states() == len(states) == len({_key(mdp, s) for s in states})
+    assert mdp.n_states() == len(states) == len({state_key(mdp, s) for s in states})
     assert torch.equal(mdp.state_index(states), torch.arange(len(states)))
     g = torch.Generator().manual_seed(0)
     parents_of: dict[tuple[int, ...], set] = defaultdict(set)
@@ -75,14 +52,14 @@ def test_enumeration_parents_and_merges(tiny: FragmentMDP) -> None:
         children = mdp.step(s.expand(len(valid), -1), valid)
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for a, child in zip(valid.tolist(), children, strict=True):
-            groups[_key(mdp, child)].append(a)
-            parents_of[_key(mdp, child)].add(_key(mdp, s[0]))
+            groups[state_key(mdp, child)].append(a)
+            parents_of[state_key(mdp, child)].add(state_key(mdp, s[0]))
         canonical = set(torch.isfinite(merged[: mdp.stop]).nonzero().squeeze(1).tolist())
         assert len(canonical) == len(groups)  # one merged action per distinct child
         for acts in groups.values():
             (rep,) = canonical.intersection(acts)
             assert math.isclose(float(merged[rep]), float(torch.logsumexp(logits[0, acts], 0)), rel_tol=1e-5)
-    assert set(parents_of) <= {_key(mdp, s) for s in states}  # closed under step
+    assert set(parents_of) <= {state_key(mdp, s) for s in states}  # closed under step
     for s in states[1:]:
         s = s[None]
         valid = mdp.backward_mask(s)[0].nonzero().squeeze(1)
@@ -90,8 +67,8 @@ def test_enumeration_parents_and_merges(tiny: FragmentMDP) -> None:
         merged = mdp.merge_backward(s, logits)[0]
         groups = defaultdict(list)
         for b, parent in zip(valid.tolist(), mdp.back_step(s.expand(len(valid), -1), valid), strict=True):
-            groups[_key(mdp, parent)].append(b)
-        assert set(groups) == parents_of[_key(mdp, s[0])]  # parents are exactly the states stepping here
+            groups[state_key(mdp, parent)].append(b)
+        assert set(groups) == parents_of[state_key(mdp, s[0])]  # parents are exactly the states stepping here
         canonical = set(torch.isfinite(merged).nonzero().squeeze(1).tolist())
         assert len(canonical) == len(groups)
         for acts in groups.values():
@@ -155,40 +132,8 @@ def test_uniform_pb_conserves_flow(tiny: FragmentMDP) -> None:
     assert torch.allclose(incoming[1:], torch.ones(len(states) - 1, dtype=torch.float64))
 
 
-class _TinyFragmentTask(Task):
-    """Random rewards over the terminal states of a tiny fragment MDP (an exact-evaluation table)."""
-
-    def __init__(self, mdp: FragmentMDP) -> None:
-        states = torch.cat(mdp.states_by_level())
-        self.objects = mdp.terminal_object(states[mdp.forward_mask(states)[:, mdp.stop]])
-        self._index = {_key(mdp, x): i for i, x in enumerate(self.objects)}
-        self.mdp = mdp
-        self.name, self.vocab_size, self.length = "tiny-fragments", mdp.V, mdp.state_dim
-        self.shaping, self.defaults = Shaping(), TaskDefaults(hidden=16)
-        self._table = torch.rand(len(self.objects), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-
-    @property
-    def n_objects(self) -> int:
-        return len(self.objects)
-
-    def object_index(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tensor([self._index[_key(self.mdp, row)] for row in x], dtype=torch.int64)
-
-    def raw_reward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._table[self.object_index(x)] + 0.1
-
-    def table(self) -> torch.Tensor:
-        return self._table + 0.1
-
-    def decode(self, x: torch.Tensor) -> list[str]:
-        return [json.dumps(self.mdp.to_blocks(row)) for row in x]
-
-    def encode(self, strings: list[str]) -> torch.Tensor:
-        return torch.stack([self.mdp.from_blocks(*json.loads(s)) for s in strings])
-
-
 def test_exact_metrics_run(tiny: FragmentMDP) -> None:
-    task = _TinyFragmentTask(tiny)
+    task = TinyFragmentTask(tiny)
     assert math.isclose(tiny.log_n_objects, math.log(task.n_objects))
     torch.manual_seed(0)
     model = GFlowNetModel(tiny, ModelConfig(conditioning="logit", hidden=16), (1.0, 2.0))
@@ -203,7 +148,7 @@ def _medium() -> FragmentMDP:
 
 @pytest.mark.parametrize("vocab", ["medium", "seh"])
 def test_rollouts_forward_and_back(vocab: str) -> None:
-    mdp = _medium() if vocab == "medium" else FragmentMDP(*_seh_vocab(), max_blocks=6)
+    mdp = _medium() if vocab == "medium" else FragmentMDP(*seh_vocab(), max_blocks=6)
     torch.manual_seed(0)
     model = GFlowNetModel(mdp, ModelConfig(conditioning="logit", hidden=16), (1.0, 2.0))
     beta = torch.linspace(1.0, 2.0, 32)
@@ -252,7 +197,7 @@ def test_from_blocks_rejects_what_it_cannot_build() -> None:
 
 
 def test_reference_molecules_round_trip() -> None:
-    block_r, fragment_id = _seh_vocab()
+    block_r, fragment_id = seh_vocab()
     path = data_dir(None, "seh_proxy") / "reference_scores.csv"
     if not path.is_file():
         pytest.skip(f"shared data not found ({path}); set THERMOGFN_DATA_DIR to run this test")

@@ -20,7 +20,8 @@ from thermogfn.mdp import PrependAppendMDP, make_mdp
 from thermogfn.policy import GFlowNetModel
 from thermogfn.tasks.hypergrid import HypergridTask
 
-TOKEN_WISE = [a for a in ARCHITECTURES if a != "mlp"]
+SEQUENCE_ARCHITECTURES = [a for a in ARCHITECTURES if a != "graph"]  # the graph trunk: tests/test_graph_policy.py
+TOKEN_WISE = [a for a in SEQUENCE_ARCHITECTURES if a != "mlp"]
 PRIORS = {"none": "constant:1", "layer": "uniform:1:3", "logit": "uniform:1:3", "logit+layer": "uniform:1:3"}
 
 
@@ -33,7 +34,7 @@ def _trainer(task, architecture: str, conditioning: str = "logit", **kw) -> GFlo
 
 
 @pytest.mark.parametrize("conditioning", list(PRIORS))
-@pytest.mark.parametrize("architecture", ARCHITECTURES)
+@pytest.mark.parametrize("architecture", SEQUENCE_ARCHITECTURES)
 def test_every_architecture_trains_with_every_conditioning(tiny_task, architecture: str, conditioning: str):
     trainer = _trainer(tiny_task, architecture, conditioning, learn_pb=conditioning == "logit+layer")
     before = {k: v.clone() for k, v in trainer.model.trunk.state_dict().items()}
@@ -168,8 +169,8 @@ def test_architecture_config_round_trip_and_defaults(tiny_task):
         resolve(RunConfig(task="hypergrid", model=ModelConfig(architecture="conv")), HypergridTask(2, 3))
 
 
-@pytest.mark.parametrize("architecture", ["transformer", "conv"])
-def test_cli_refuses_token_wise_trunks_on_the_hypergrid(architecture: str):
+@pytest.mark.parametrize("architecture", ["transformer", "conv", "graph"])
+def test_cli_refuses_token_wise_and_graph_trunks_on_the_hypergrid(architecture: str):
     code, out, err = run_cli("train", *TINY_HYPERGRID, "--steps", "2", "--architecture", architecture,
                              "--out", str(new_dir() / "run"))
     assert code == 2 and assert_clean(code, out, err) != "ok"

@@ -123,11 +123,11 @@ def cli() -> None:
 @click.option("--hidden", type=int, default=None, help="Hidden width (default: the task's)")
 @click.option("--layers", type=int, default=2, show_default=True,
               help="The MLP trunk has LAYERS+1 hidden layers of width --hidden; the transformer LAYERS blocks, the "
-                   "conv LAYERS convolutions")
+                   "conv LAYERS convolutions, the graph LAYERS message-passing rounds")
 @click.option("--architecture", type=_choice(ARCHITECTURES), default=None,
-              help="The policy's trunk: an MLP over the one-hot state, or a transformer / convolutions over the "
-                   "tokens of a sequence (default: the task's, mlp on every task: benchmarks/results/"
-                   "sequence_policy.md)")
+              help="The policy's trunk: an MLP over the one-hot state, a transformer / convolutions over the "
+                   "tokens of a sequence, or message passing over a fragment graph (default: the task's, mlp on "
+                   "every task: benchmarks/results/sequence_policy.md)")
 @click.option("--learn-pb/--uniform-pb", default=False, show_default=True)
 @click.option("--g", "g_kind", type=_choice(G_KINDS), default="positive", show_default=True)
 @click.option("--beta-input", type=_choice(BETA_INPUTS), default="log", show_default=True)

@@ -23,7 +23,8 @@ T = TypeVar("T")
 # ---------------------------------------------------------------------------------------- allowed values
 TASKS: tuple[str, ...] = ("tfbind8", "qm9str", "sehstr", "sehfrag", "hypergrid", "rna1", "rna2", "rna3")
 CONDITIONINGS: tuple[str, ...] = ("none", "layer", "logit", "logit+layer")
-ARCHITECTURES: tuple[str, ...] = ("mlp", "transformer", "conv")  # the policy's trunk (thermogfn.networks)
+ARCHITECTURES: tuple[str, ...] = ("mlp", "transformer", "conv", "graph")  # the policy's trunk (thermogfn.networks)
+GRAPH_MDPS: tuple[str, ...] = ("fragments",)  # the MDPs whose states are block graphs (the graph trunk's input)
 TRANSFORMER_HEADS = 4  # attention heads of the transformer trunk (--hidden must be a multiple)
 MDP_KINDS: tuple[str, ...] = ("prepend-append", "append", "hypergrid", "fragments")
 OBJECTIVES: tuple[str, ...] = ("tb", "db", "subtb")
@@ -57,7 +58,8 @@ class ModelConfig:
 
     conditioning: str | None = None  # default: the task's (logit on the paper's tasks, logit+layer elsewhere)
     hidden: int | None = None  # default: the task's; the width of every architecture
-    layers: int = 2  # MLP: hidden layers before its last (feature) layer; transformer: blocks; conv: conv layers
+    layers: int = 2  # MLP: hidden layers before its last (feature) layer; transformer: blocks; conv: conv layers;
+    # graph: message-passing rounds
     architecture: str | None = None  # the trunk, one of ARCHITECTURES; default: the task's (mlp on every task)
     learn_pb: bool = False
     g_kind: str = "positive"
@@ -223,6 +225,9 @@ def resolve(cfg: RunConfig, task: Task) -> RunConfig:
     _check_choice("objective", out.objective, OBJECTIVES)
     _check_choice("conditioning", model.conditioning, CONDITIONINGS)
     _check_choice("architecture", model.architecture, ARCHITECTURES)
+    if (model.architecture == "graph") != (out.mdp in GRAPH_MDPS) and model.architecture != "mlp":
+        raise ThermoGFNError(f"--architecture {model.architecture} does not read the {out.mdp} MDP's states: graph "
+                             f"reads {', '.join(GRAPH_MDPS)} states, transformer and conv sequences; use mlp")
     if model.architecture != "mlp" and out.mdp == "hypergrid":
         raise ThermoGFNError(f"--architecture {model.architecture} reads the tokens of a sequence; the hypergrid's "
                              "states are coordinates: use --architecture mlp")

@@ -23,8 +23,10 @@ from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 from thermogfn.conditioning import mlp
-from thermogfn.config import ARCHITECTURES, TRANSFORMER_HEADS
+from thermogfn.config import ARCHITECTURES, GRAPH_MDPS, TRANSFORMER_HEADS
+from thermogfn.errors import ThermoGFNError
 from thermogfn.mdp import MDP
+from thermogfn.mdp.fragments import FragmentGraph
 
 WIDE_INPUT = 512  # one-hot inputs wider than this enter the first layer as a sum of its columns
 
@@ -112,7 +114,7 @@ class _SequenceTrunk(nn.Module):
     def __init__(self, mdp: MDP, hidden: int, layers: int):
         super().__init__()
         if not hasattr(mdp, "K") or not hasattr(mdp, "L"):
-            raise ValueError(f"token-wise trunks need a sequence MDP, not {mdp.name!r}")
+            raise ThermoGFNError(f"the token-wise trunks (transformer, conv) need a sequence MDP, not {mdp.name!r}")
         self.pad, self.length, self.hidden, self.layers = mdp.K, mdp.L, hidden, layers
         self.token = nn.Embedding(mdp.K + 1, hidden)
         self.filled_length = nn.Embedding(mdp.L + 1, hidden)
@@ -224,6 +226,101 @@ class ConvTrunk(_SequenceTrunk):
         return F.leaky_relu(self.out(torch.cat(parts, dim=-1)))
 
 
+class GraphTrunk(nn.Module):
+    """Message passing over the block tree of ``mdp.graph(states)``, with structured forward logits.
+
+    Only the blocks are computed, packed over the batch (P nodes: cost grows with the molecules, not with N). A
+    block's node starts as its type's embedding + its own bond atom's + the sum of its open stems' atom embeddings
+    (+ the layer-conditioning beta embedding, projected). Each of ``layers`` rounds sends a message up and one down
+    every tree edge, ``leaky(W h_sender + b[bond])`` with weights per direction and an embedding of the bond's two
+    atoms (parent side, child side), summed at the receiver (index_add), then updates every node residually from
+    [h, from children, from parent]. Features: mean and max over the blocks, plus an embedding of their number (at 0:
+    the s0 token) and the beta projection. Forward logits: attaching entry e at open stem k of slot i reads [node i,
+    stem k's atom, features] through a small MLP to V logits (closed stems, invalid anyway, get 0); first-block and
+    stop logits are linear in the features.
+    """
+
+    def __init__(self, mdp: MDP, hidden: int, layers: int, beta_dim: int = 0):
+        super().__init__()
+        if not hasattr(mdp, "graph"):
+            raise ThermoGFNError(f"architecture graph reads the block graphs of the {', '.join(GRAPH_MDPS)} MDP, "
+                                 f"not {mdp.name!r} states")
+        self.graph, self.n, self.n_types, self.vocab, self.atoms = mdp.graph, mdp.N, mdp.n_types, mdp.V, mdp.n_atoms + 1
+        self.block_type = nn.Embedding(mdp.n_types + 1, hidden)
+        self.own_atom = nn.Embedding(self.atoms, hidden)
+        self.stem = nn.Embedding(self.atoms, hidden)  # an open stem's atom: summed into its node; read by attach
+        self.beta = nn.Linear(beta_dim, hidden) if beta_dim else None
+        self.message = nn.ModuleList(nn.Linear(hidden, 2 * hidden) for _ in range(layers))  # [up, down] per round
+        self.bond = nn.ModuleList(nn.Embedding(self.atoms ** 2, 2 * hidden) for _ in range(layers))
+        self.update = nn.ModuleList(nn.Linear(3 * hidden, hidden) for _ in range(layers))
+        self.size = nn.Embedding(mdp.N + 1, hidden)
+        self.out = nn.Linear(2 * hidden, hidden)
+        self.attach_node = nn.Linear(hidden, hidden)
+        self.attach_global = nn.Linear(hidden, hidden, bias=False)
+        self.attach = nn.Linear(hidden, mdp.V)
+        self.first_stop = nn.Linear(hidden, mdp.V + 1)
+        # padding of the parent, parent-atom and own-atom columns: empty slots read as these whatever they hold
+        pads = torch.tensor([mdp.N] * mdp.N + [mdp.n_atoms] * (2 * mdp.N))
+        self.register_buffer("pads", pads, persistent=False)
+
+    def _encode(self, states: torch.Tensor,
+                embedding: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, FragmentGraph, torch.Tensor]:
+        """The blocks' node states (P, H) packed in slot order, their flat slot indices (P,) into (B * N), the graph
+        tensors and the features (B, H)."""
+        n, batch = self.n, states.shape[0]
+        empty = states[:, :n] == self.n_types
+        g = self.graph(torch.cat([states[:, :n], torch.where(empty.repeat(1, 3), self.pads, states[:, n: 4 * n])], 1))
+        present = g.present.flatten()
+        nodes = present.nonzero().squeeze(1)
+        row = nodes // n
+        # each block's parent in the packed order; the root's is a sink at P (dropped)
+        packed = present.cumsum(0) - 1
+        parent = g.parent.flatten()[nodes]
+        to_parent = torch.where(parent < n, packed[row * n + parent.clamp_max(n - 1)], len(nodes))
+        edge = (parent < n)[:, None].to(self.size.weight.dtype)  # 1 where a block has a parent
+        stem_atom, stem_open = g.stem_atom.flatten(0, 1)[nodes], g.stem_open.flatten(0, 1)[nodes]
+        open_atoms = edge.new_zeros(len(nodes), self.atoms).scatter_add(1, stem_atom, stem_open.to(edge.dtype))
+        h = self.block_type(g.types.flatten()[nodes]) + self.own_atom(g.own_atom.flatten()[nodes])
+        h = h + open_atoms @ self.stem.weight
+        beta = None
+        if self.beta is not None:
+            assert embedding is not None, "layer conditioning needs the beta embedding"
+            beta = self.beta(embedding)
+            h = h + beta[row]
+        pair = g.parent_atom.flatten()[nodes] * self.atoms + g.own_atom.flatten()[nodes]
+        for message, bond, update in zip(self.message, self.bond, self.update, strict=True):
+            up, down = message(h).chunk(2, -1)
+            bond_up, bond_down = bond(pair).chunk(2, -1)
+            sent = F.leaky_relu(up + bond_up) * edge
+            from_children = h.new_zeros(len(nodes) + 1, h.shape[1]).index_add(0, to_parent, sent)[:-1]
+            from_parent = F.leaky_relu(F.pad(down, (0, 0, 0, 1))[to_parent] + bond_down) * edge
+            h = h + F.leaky_relu(update(torch.cat([h, from_children, from_parent], -1)))
+        count = g.present.sum(-1)
+        pooled = h.new_zeros(batch, h.shape[1])
+        mean = pooled.index_add(0, row, h) / count.clamp_min(1)[:, None]
+        top = pooled.scatter_reduce(0, row[:, None].expand_as(h), h, "amax", include_self=False)
+        pre = self.out(torch.cat([mean, top], -1)) + self.size(count)
+        return h, nodes, g, F.leaky_relu(pre if beta is None else pre + beta)
+
+    def forward(self, states: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
+        return self._encode(states, embedding)[3]
+
+    def forward_logits(self, states: torch.Tensor,
+                       embedding: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (B, H) and forward logits (B, n_forward) in the MDP's action order: first blocks, then
+        ``V + e * S + i * R + k`` (the open stems' logits copied into (B, N, R, V), then one permute), then stop."""
+        h, nodes, g, features = self._encode(states, embedding)
+        batch, n, r = g.stem_open.shape
+        node, k = g.stem_open.flatten(0, 1)[nodes].nonzero(as_tuple=True)  # open stems: packed node, position
+        pre = (self.attach_node(h)[node] + self.stem(g.stem_atom.flatten(0, 1)[nodes[node], k])
+               + self.attach_global(features)[nodes[node] // n])
+        logits = self.attach(F.leaky_relu(pre))
+        attach = h.new_zeros(batch * n * r, self.vocab).index_copy(0, nodes[node] * r + k, logits)
+        attach = attach.view(batch, n, r, -1).permute(0, 3, 1, 2).flatten(1)
+        first_stop = self.first_stop(features)
+        return features, torch.cat([first_stop[:, : self.vocab], attach, first_stop[:, self.vocab:]], 1)
+
+
 def make_trunk(architecture: str, mdp: MDP, hidden: int, layers: int, beta_dim: int = 0) -> nn.Module:
     """The trunk ``architecture`` (one of :data:`~thermogfn.config.ARCHITECTURES`) for ``mdp``."""
     if architecture == "mlp":
@@ -232,4 +329,6 @@ def make_trunk(architecture: str, mdp: MDP, hidden: int, layers: int, beta_dim: 
         return TransformerTrunk(mdp, hidden, layers, beta_dim)
     if architecture == "conv":
         return ConvTrunk(mdp, hidden, layers, beta_dim)
+    if architecture == "graph":
+        return GraphTrunk(mdp, hidden, layers, beta_dim)
     raise ValueError(f"architecture must be one of {ARCHITECTURES}")

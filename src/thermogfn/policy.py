@@ -67,7 +67,8 @@ class GFlowNetModel(nn.Module):
         self._snapshot: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None
         self.trunk = make_trunk(cfg.architecture or "mlp", mdp, cfg.hidden, cfg.layers,
                                 self.embed.dim if self.embed is not None else 0)
-        self.pf_head = nn.Linear(cfg.hidden, mdp.n_forward)
+        # a trunk with forward_logits (the graph trunk) gives the forward logits itself: no pf_head
+        self.pf_head = None if hasattr(self.trunk, "forward_logits") else nn.Linear(cfg.hidden, mdp.n_forward)
         self.pb_head = nn.Linear(cfg.hidden, mdp.n_back) if cfg.learn_pb else None
         # log F(s; beta) = beta * u(s) + v(s): first order in beta, exact at a fixed beta
         self.flow_head = nn.Linear(cfg.hidden, 2) if with_flow else None
@@ -94,6 +95,13 @@ class GFlowNetModel(nn.Module):
             return self._snapshot(states, ctx.embedding)
         return self.trunk(states, ctx.embedding)
 
+    def _features_and_logits(self, states: torch.Tensor, ctx: BetaContext) -> tuple[torch.Tensor, torch.Tensor]:
+        """Trunk features and raw forward logits (from pf_head, or the trunk's own ``forward_logits``)."""
+        if self.pf_head is None:
+            return self.trunk.forward_logits(states, ctx.embedding)
+        h = self._features(states, ctx)
+        return h, self.pf_head(h)
+
     @contextmanager
     def rollout_weights(self) -> Iterator[None]:
         """Within, network calls without gradients use the trunk's snapshot of the current weights (laid out for
@@ -114,7 +122,7 @@ class GFlowNetModel(nn.Module):
     def forward_log_probs(self, states: torch.Tensor, ctx: BetaContext, depth: int | None = None) -> torch.Tensor:
         """Log P_F over distinct children (N, n_forward); the rollout's one network call per step. ``depth``: all
         rows are this many moves from s0 (see :meth:`MDP.step`)."""
-        logits = self._scale(self.pf_head(self._features(states, ctx)), ctx.g_forward)
+        logits = self._scale(self._features_and_logits(states, ctx)[1], ctx.g_forward)
         return torch.log_softmax(self.mdp.merge_forward(states, logits, depth), dim=-1)
 
     def backward_log_probs(self, states: torch.Tensor, ctx: BetaContext | None,
@@ -135,8 +143,8 @@ class GFlowNetModel(nn.Module):
 
     def step_outputs(self, states: torch.Tensor, ctx: BetaContext) -> StepOutput:
         """P_F, P_B and flow of many states in one trunk pass (used by the objectives)."""
-        h = self._features(states, ctx)
-        logits = self._scale(self.pf_head(h), ctx.g_forward)
+        h, logits = self._features_and_logits(states, ctx)
+        logits = self._scale(logits, ctx.g_forward)
         log_pf = torch.log_softmax(self.mdp.merge_forward(states, logits), dim=-1)
         log_pb = self.backward_log_probs(states, ctx, h)
         log_flow = None
