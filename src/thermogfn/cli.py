@@ -275,7 +275,7 @@ def sample(rundir: str, beta: float | None, target_mean_reward: float | None, n:
         x, raw = draw_samples(trainer, beta, n, seed)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["sequence", "reward"])
+    writer.writerow([trainer.task.object_column, "reward"])
     for s, r in zip(trainer.task.decode(x), raw.tolist(), strict=True):
         writer.writerow([s, f"{r:.6g}"])
     sidecar = target.with_name(target.name + ".json") if target is not None else None
@@ -354,6 +354,8 @@ def _bench_options(default_rounds: int | None, default_prior: str):
             click.option("--lr", type=float, default=None,
                          help="Policy learning rate of every GFlowNet (default: the task's; -ls methods 1e-3)"),
             click.option("--hidden", type=int, default=None, help="Hidden width (default: the task's)"),
+            click.option("--architecture", type=_choice(ARCHITECTURES), default=None,
+                         help="The GFlowNets' policy trunk (default: the task's)"),
             click.option("--batch-size", type=int, default=32, show_default=True),
             click.option("--checkpoint-every", type=int, default=250, show_default=True,
                          help="Rounds between a run's checkpoints (what a crash of a worker or the driver loses)"),
@@ -378,7 +380,8 @@ def _bench_base(kw: dict, **extra) -> RunConfig:
         if value is not None and value < 1:
             raise ThermoGFNError(f"{flag} must be at least 1, got {value}")
     return RunConfig(task=kw["task"], data_dir=kw["data_dir"], steps=kw["rounds"], beta_train=kw["beta_train"],
-                     lr=kw["lr"], batch_size=kw["batch_size"], model=ModelConfig(hidden=kw["hidden"]),
+                     lr=kw["lr"], batch_size=kw["batch_size"],
+                     model=ModelConfig(hidden=kw["hidden"], architecture=kw["architecture"]),
                      checkpoint_every=kw["checkpoint_every"], **extra)
 
 

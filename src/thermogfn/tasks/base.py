@@ -153,6 +153,7 @@ class Task(ABC):
     # every token at every position is an object (uniform draws, point mutations); False: objects are rows that
     # only the task's MDP builds (fragment trees)
     token_objects: bool = True
+    object_column = "sequence"  # what `thermogfn sample` calls the decoded objects
 
     @abstractmethod
     def raw_reward(self, x: torch.Tensor) -> torch.Tensor:

@@ -95,6 +95,7 @@ class SEHFragTask(Task):
     mdp_kinds = ("fragments",)
     distance = "tanimoto"
     token_objects = False
+    object_column = "smiles"
 
     def __init__(self, data_dir: str | os.PathLike | None = None, transform: str = "clip",
                  max_blocks: int = MAX_BLOCKS, min_blocks: int = MIN_BLOCKS) -> None:
