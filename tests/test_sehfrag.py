@@ -77,7 +77,8 @@ def test_tanimoto_mode_rule_keeps_dissimilar_high_reward_molecules(task, referen
 def test_train_sample_and_corrected_sample_from_the_command_line(tmp_path: Path):
     out = tmp_path / "run"
     code, _, err = run_cli("train", "--task", "sehfrag", "--steps", "3", "--batch-size", "4", "--hidden", "16",
-                           "--architecture", "graph", "--beta-train", "uniform:1:64", "--no-progress", "--out", str(out))
+                           "--architecture", "graph", "--beta-train", "uniform:1:64", "--no-progress",
+                           "--out", str(out))
     assert code == 0, err
     code, stdout, err = run_cli("sample", str(out), "--beta", "32", "-n", "5")
     assert code == 0, err
