@@ -1,5 +1,5 @@
 """The fragment-graph sEH task end to end: rewards of MDP-built molecules equal the reference proxy scores, the
-Tanimoto mode rule, training / sampling / corrected sampling from the command line, the baselines that apply, and
+Tanimoto mode rule, training / sampling / corrected sampling / evaluation from the command line, the baselines that apply, and
 one-line refusals. Needs ``../shared/data/seh_proxy`` and RDKit (skips with the reason otherwise)."""
 
 from __future__ import annotations
@@ -87,6 +87,9 @@ def test_train_sample_and_corrected_sample_from_the_command_line(tmp_path: Path)
     code, stdout, err = run_cli("sample", str(out), "--beta", "32", "-n", "3", "--correct", "mh", "--burn-in", "3")
     assert code == 0, err
     assert len(list(csv.DictReader(io.StringIO(stdout)))) == 3
+    code, stdout, err = run_cli("eval", str(out), "--betas", "8,32", "--samples", "16")  # no exact evaluation here
+    assert code == 0, err
+    assert "| 32 |" in stdout
 
 
 @pytest.mark.parametrize("method", ["random", "ppo"])

@@ -17,7 +17,7 @@ MAX_EXACT_STATES = 2_000_000
 
 def exact_enumerable(mdp: MDP, task: Task) -> bool:
     """Whether the state space is small enough, and the task has a full table, for exact evaluation."""
-    return mdp.n_states() <= MAX_EXACT_STATES and task.table() is not None
+    return task.table() is not None and mdp.n_states() <= MAX_EXACT_STATES
 
 
 @torch.no_grad()
