@@ -1,6 +1,6 @@
 """The fragment-graph sEH task end to end: rewards of MDP-built molecules equal the reference proxy scores, the
-Tanimoto mode rule, training / sampling / corrected sampling / evaluation from the command line, the baselines that apply, and
-one-line refusals. Needs ``../shared/data/seh_proxy`` and RDKit (skips with the reason otherwise)."""
+Tanimoto mode rule, training / sampling / corrected sampling / evaluation / bench from the command line, the
+baselines that apply, and one-line refusals. Needs ``../shared/data/seh_proxy`` and RDKit (skips with the reason otherwise)."""
 
 from __future__ import annotations
 
@@ -83,13 +83,33 @@ def test_train_sample_and_corrected_sample_from_the_command_line(tmp_path: Path)
     code, stdout, err = run_cli("sample", str(out), "--beta", "32", "-n", "5")
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(stdout)))
-    assert len(rows) == 5 and all(r["smiles"] and 0 < float(r["reward"]) <= 100 for r in rows)
+    assert len(rows) == 5
+    from rdkit import Chem
+
+    from thermogfn.tasks.seh_proxy import SEHProxy
+
+    rescored = seh_reward(SEHProxy.load()([Chem.MolFromSmiles(r["smiles"]) for r in rows]), "clip")
+    assert torch.allclose(torch.tensor([float(r["reward"]) for r in rows]), rescored.float(), rtol=1e-4)
     code, stdout, err = run_cli("sample", str(out), "--beta", "32", "-n", "3", "--correct", "mh", "--burn-in", "3")
     assert code == 0, err
     assert len(list(csv.DictReader(io.StringIO(stdout)))) == 3
     code, stdout, err = run_cli("eval", str(out), "--betas", "8,32", "--samples", "16")  # no exact evaluation here
     assert code == 0, err
-    assert "| 32 |" in stdout
+    row = next(line for line in stdout.splitlines() if line.startswith("| 32 |")).split("|")
+    header = next(line for line in stdout.splitlines() if "mean_reward" in line).split("|")
+    assert 1e-4 <= float(row[header.index(" mean_reward ")]) <= 100
+    assert "tv" not in header
+
+
+def test_bench_with_a_graph_policy_and_a_baseline(tmp_path: Path):
+    out = tmp_path / "bench"
+    code, stdout, err = run_cli("bench", "mode-seeking", "--task", "sehfrag", "--methods", "logit,random",
+                                "--architecture", "graph", "--seeds", "1", "--rounds", "2", "--batch-size", "4",
+                                "--hidden", "16", "--out", str(out))
+    assert code == 0, err
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert {r["method"] for r in rows} == {"logit", "random"} and all(float(r["top100_reward"]) > 0 for r in rows)
+    assert json.loads((out / "runs" / "logit-s0" / "config.json").read_text())["model"]["architecture"] == "graph"
 
 
 @pytest.mark.parametrize("method", ["random", "ppo"])
@@ -103,7 +123,7 @@ def test_baselines_over_the_fragment_mdp(task, method):
     assert bool((mdp.n_blocks(mdp.terminal_state(task.objects_from_keys(x))) >= 2).all())
 
 
-def test_refusals_are_one_line(task, monkeypatch):
+def test_refusals_are_one_line(task, tmp_path: Path):
     with pytest.raises(ThermoGFNError, match="mutates tokens"):
         make_trainer(RunConfig(task="sehfrag", method="mcmc", steps=1), task)
     with pytest.raises(ThermoGFNError, match="unknown sEH reward transform"):
@@ -111,5 +131,6 @@ def test_refusals_are_one_line(task, monkeypatch):
     with pytest.raises(ThermoGFNError, match="cannot be read from strings"):
         task.encode(["CCO"])
     code, _, err = run_cli("train", "--task", "sehfrag", "--architecture", "transformer", "--steps", "1",
-                           "--out", "unused")
+                           "--out", str(tmp_path / "refused"))
     assert code == 2 and "transformer" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "refused").exists()

@@ -8,6 +8,7 @@ import math
 
 import torch
 
+from thermogfn.errors import ThermoGFNError
 from thermogfn.mdp import MDP
 from thermogfn.policy import GFlowNetModel
 from thermogfn.tasks.base import Task
@@ -17,7 +18,12 @@ MAX_EXACT_STATES = 2_000_000
 
 def exact_enumerable(mdp: MDP, task: Task) -> bool:
     """Whether the state space is small enough, and the task has a full table, for exact evaluation."""
-    return task.table() is not None and mdp.n_states() <= MAX_EXACT_STATES
+    if task.table() is None:
+        return False
+    try:
+        return mdp.n_states() <= MAX_EXACT_STATES
+    except ThermoGFNError:  # an MDP too large to count its states (the fragment MDP beyond tiny vocabularies)
+        return False
 
 
 @torch.no_grad()

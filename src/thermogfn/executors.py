@@ -252,11 +252,14 @@ def start_ray(ray: Any, address: str | None, cpus: int | None) -> bool:
     already initialised in this process; True when this call started or joined it (the caller then shuts it down)."""
     if ray.is_initialized():
         return False
+    # the workers see this process's THERMOGFN_* settings (data folder, threads), wherever they run
+    env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith("THERMOGFN_")}}
     try:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, runtime_env=env)
         else:
-            ray.init(num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                     runtime_env=env)
     except Exception as exc:  # noqa: BLE001 - Ray raises several types on a failed start or connection
         where = f"at --ray-address {address}" if address else "locally"
         raise ThermoGFNError(f"could not start or reach Ray {where}: {_one_line(exc)}") from None

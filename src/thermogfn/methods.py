@@ -75,8 +75,9 @@ def bench_config(name: str, base: RunConfig, fixed_beta: float = 1.0) -> RunConf
     if name not in BENCH_METHODS:
         raise ThermoGFNError(f"unknown method {name!r}; choose from {', '.join(BENCH_METHODS)}")
     fixed = {"beta_train": f"constant:{fixed_beta:g}", "beta_explore": f"constant:{fixed_beta:g}"}
-    if name in BASELINES:
-        return dataclasses.replace(base, method=name, **fixed)
+    if name in BASELINES:  # they use their own networks: the GFlowNets' --architecture does not apply
+        return dataclasses.replace(base, method=name, model=dataclasses.replace(base.model, architecture=None),
+                                   **fixed)
     conditioning = name.removesuffix(LOCAL_SEARCH_SUFFIX)
     extra = fixed if conditioning == "none" else {}
     if name.endswith(LOCAL_SEARCH_SUFFIX):

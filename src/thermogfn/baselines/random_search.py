@@ -19,7 +19,8 @@ def uniform_policy_objects(mdp: MDP, n: int, generator: torch.Generator) -> torc
     states = mdp.initial(n)
     done = torch.zeros(n, dtype=torch.bool)
     for _ in range(mdp.max_steps + 1):
-        probs = torch.softmax(mdp.merge_forward(states, torch.zeros(n, mdp.n_forward)), -1)
+        distinct = torch.isfinite(mdp.merge_forward(states, torch.zeros(n, mdp.n_forward)))
+        probs = distinct / distinct.sum(-1, keepdim=True)
         actions = torch.multinomial(probs, 1, generator=generator).squeeze(1).masked_fill(done, mdp.stop)
         states = torch.where(done[:, None], states, mdp.step(states, actions))
         done |= actions == mdp.stop

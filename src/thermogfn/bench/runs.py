@@ -146,6 +146,7 @@ def _run_on_ray(todo: list[RunSpec], jobs: int | None, address: str | None, echo
     ray = import_ray()
     if address:
         check_reachable(address)
+    todo = [_absolute(spec) for spec in todo]  # workers may run in another working directory
     started = start_ray(ray, address, jobs)
     try:
         window = jobs or max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -171,6 +172,12 @@ def _run_on_ray(todo: list[RunSpec], jobs: int | None, address: str | None, echo
     finally:
         if started:
             ray.shutdown()
+
+
+def _absolute(spec: RunSpec) -> RunSpec:
+    data = spec.cfg.data_dir
+    cfg = dataclasses.replace(spec.cfg, data_dir=str(Path(data).resolve())) if data else spec.cfg
+    return dataclasses.replace(spec, cfg=cfg, path=spec.path.resolve())
 
 
 def _cause(exc: BaseException) -> str:

@@ -57,7 +57,7 @@ from thermogfn.tasks.fragments import block_types, row_tree
 
 Adjacency = list[list[tuple[int, int, int]]]  # adj[u]: (neighbour v, atom of u, atom of v) per bond
 Code = tuple  # nested AHU code (type, own atom, ((atom, child code), ...))
-_CACHE_LIMIT = 500_000
+_CACHE_LIMIT = 100_000  # analysed rows kept (cleared when full)
 
 
 @dataclass
@@ -283,7 +283,10 @@ class FragmentMDP(MDP):
 
     # -- the MDP interface --------------------------------------------------------------------------------
     def initial(self, batch: int) -> torch.Tensor:
-        return torch.tensor([self._empty_row()] * batch, dtype=torch.int64, device=self.device)
+        return self._tensor([self._empty_row()] * batch, self.device)
+
+    def _tensor(self, rows: list[list[int]], device: torch.device) -> torch.Tensor:
+        return torch.tensor(rows, dtype=torch.int64, device=device).reshape(len(rows), self.state_dim)
 
     def is_initial(self, states: torch.Tensor) -> torch.Tensor:
         return states[:, 0] == self.n_types
@@ -357,15 +360,16 @@ class FragmentMDP(MDP):
             else:
                 e, s = divmod(a - self.V, self.S)
                 i, k = divmod(s, self.R)
-                if a < self.V or i >= len(types) or k >= len(self.type_atoms[types[i]]):
-                    out.append(row)
+                if (a < self.V or len(types) >= self.N or i >= len(types) or k >= len(self.type_atoms[types[i]])
+                        or self._rank[types[i]][k] < sum(a_i == self.type_atoms[types[i]][k] for _, a_i, _ in adj[i])):
+                    out.append(row)  # an invalid attachment (no slot left, or a closed stem): unchanged
                     continue
                 v, atom, own = len(types), self.type_atoms[types[i]][k], self.block_r[e][0]
                 types.append(self.type_of[e])
                 adj.append([(i, own, atom)])
                 adj[i].append((v, atom, own))
                 out.append(self._canonical_row(types, adj, v))
-        return torch.tensor(out, dtype=torch.int64, device=states.device)
+        return self._tensor(out, states.device)
 
     def back_step(self, states: torch.Tensor, actions: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         out = []
@@ -375,7 +379,7 @@ class FragmentMDP(MDP):
                 out.append(row)  # s0 or an invalid removal: unchanged
             else:
                 out.append(self._canonical_row(*_without(types, adj, j)[:2]))
-        return torch.tensor(out, dtype=torch.int64, device=states.device)
+        return self._tensor(out, states.device)
 
     def backward_action_of(self, children: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The removal of the block that ``step`` added (read from ``last``); 0 for stops and unknown rows."""
@@ -389,9 +393,12 @@ class FragmentMDP(MDP):
     def forward_action_of(self, parents: torch.Tensor, back_actions: torch.Tensor,
                           children: torch.Tensor) -> torch.Tensor:
         """The canonical action that re-attaches the block removed by ``back_actions`` (0 for invalid rows)."""
-        out = []
-        for an, j in zip(self._analyses(children), back_actions.tolist(), strict=True):
-            out.append(self._reattach(an, j))
+        out = [0] * children.shape[0]
+        moved = torch.nonzero((self.identity(parents) != self.identity(children)).any(-1)).reshape(-1)
+        if moved.numel():  # rows of a backward rollout past their start repeat the object: nothing to re-attach
+            for b, an, j in zip(moved.tolist(), self._analyses(children[moved]), back_actions[moved].tolist(),
+                                strict=True):
+                out[b] = self._reattach(an, j)
         return torch.tensor(out, dtype=torch.int64, device=children.device)
 
     def _reattach(self, an: _Analysis, j: int) -> int:
@@ -463,6 +470,10 @@ class FragmentMDP(MDP):
         n = len(blockidxs)
         if not 1 <= n <= self.N or len(jbonds) != n - 1:
             raise ThermoGFNError(f"need a tree of 1..{self.N} blocks, got {n} blocks and {len(jbonds)} bonds")
+        if any(not 0 <= int(e) < self.V for e in blockidxs):
+            raise ThermoGFNError(f"block entries must lie in 0..{self.V - 1}, got {list(blockidxs)}")
+        if any(len(b) != 4 or not (0 <= int(b[0]) < n and 0 <= int(b[1]) < n) for b in jbonds):
+            raise ThermoGFNError(f"bonds must be [block_i, block_j, atom_i, atom_j] with blocks in 0..{n - 1}")
         types = [self.type_of[int(e)] for e in blockidxs]
         adj: Adjacency = [[] for _ in types]
         for i, j, a_i, a_j in (map(int, b) for b in jbonds):

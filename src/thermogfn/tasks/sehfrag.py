@@ -84,6 +84,7 @@ class TanimotoModeRule:
         fresh = TanimotoModeRule(self.task, float(state["threshold"]), float(state["max_similarity"]))
         fresh.update(torch.as_tensor(state["modes"], dtype=torch.int64),
                      torch.full((len(state["modes"]),), float("inf")))
+        self.threshold, self.max_similarity = fresh.threshold, fresh.max_similarity
         self._modes, self._fps = fresh._modes, fresh._fps
         self._rewards = torch.as_tensor(state["mode_rewards"], dtype=torch.float64).clone()
 
