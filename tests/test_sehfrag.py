@@ -1,6 +1,7 @@
 """The fragment-graph sEH task end to end: rewards of MDP-built molecules equal the reference proxy scores, the
 Tanimoto mode rule, training / sampling / corrected sampling / evaluation / bench from the command line, the
-baselines that apply, and one-line refusals. Needs ``../shared/data/seh_proxy`` and RDKit (skips with the reason otherwise)."""
+baselines that apply, and one-line refusals. Needs ``../shared/data/seh_proxy`` and RDKit (skips with the reason
+otherwise)."""
 
 from __future__ import annotations
 
