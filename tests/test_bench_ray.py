@@ -33,7 +33,7 @@ def _driver(out: Path) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def _wait_for(condition, what: str, timeout: float = 120.0) -> None:
+def _wait_for(condition, what: str, timeout: float = 300.0) -> None:
     end = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > end:

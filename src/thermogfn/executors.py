@@ -253,7 +253,8 @@ def start_ray(ray: Any, address: str | None, cpus: int | None) -> bool:
     if ray.is_initialized():
         return False
     # the workers see this process's THERMOGFN_* settings (data folder, threads), wherever they run
-    env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith("THERMOGFN_")}}
+    settings = {k: v for k, v in os.environ.items() if k.startswith("THERMOGFN_")}
+    env = {"env_vars": settings} if settings else None
     try:
         if address:
             ray.init(address=address, log_to_driver=False, runtime_env=env)
