@@ -202,9 +202,10 @@ def check_hypergrid_options(cfg: RunConfig, task_name: str) -> None:
 def resolve(cfg: RunConfig, task: Task) -> RunConfig:
     """Fill ``None`` fields with the task's defaults and check the combination; returns a new config."""
     d = task.defaults
+    default_trunk = d.architecture if cfg.method == "gfn" else "mlp"  # the baselines have their own MLPs
     model = dataclasses.replace(cfg.model, hidden=cfg.model.hidden if cfg.model.hidden is not None else d.hidden,
                                 conditioning=cfg.model.conditioning or d.conditioning,
-                                architecture=cfg.model.architecture or d.architecture)
+                                architecture=cfg.model.architecture or default_trunk)
     data_path = getattr(task, "data_path", None)
     spec, sep, function = cfg.task.rpartition(":")
     if sep and spec.endswith(".py"):  # a reward file: remember where it is, so the run loads from any folder
