@@ -34,6 +34,12 @@ python benchmarks/exact_tv.py "$RUNS/ms_qm9str" --out "$OUT/ms_qm9str/exact_tv.m
 python benchmarks/corrected_sampling.py --run "$RUNS/ms_qm9str/runs/logit-s0" --n 10000 --betas 1,3,10,30 \
   --out "$OUT/corrected_qm9str"
 ms sehstr 2000 "logit,logit-ls,sa"
+# fragment-graph sEH (issue 10): beta ~ U[1, 64], 600 rounds of 16, the graph policy (the task's default), then the
+# MLP trunk for the GFlowNets (the architecture comparison), and samples at beta 1-64 afterwards
+SEH="--batch-size 16 --beta-train uniform:1:64"
+ms sehfrag 600 "logit,layer,none,logit-ls,random,ppo,a2c" "$SEH"
+ms sehfrag 600 "logit,layer,logit+layer" "$SEH --architecture mlp" _mlp
+python benchmarks/sehfrag_betas.py "$RUNS/ms_sehfrag" --out "$OUT/ms_sehfrag/betas"
 off tfbind8
 off qm9str
 # RNA1 (ms_rna1: 300 rounds, 2026-11-29) was not re-run: 5000 rounds cost ~15 min per run here
