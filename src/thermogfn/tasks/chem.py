@@ -114,17 +114,25 @@ def _block_mols(blocks: Blocks) -> tuple[Any, ...]:
 
 def _join(ids: list[int], blocks: Blocks) -> Any:
     """One molecule from block ids (None if RDKit cannot sanitise it)."""
-    chem = _chem()
     frags = _block_mols(blocks)
-    mol = frags[ids[0]]
     starts = [0]
-    for i in ids[1:]:
-        starts.append(mol.GetNumAtoms())
-        mol = chem.CombineMols(mol, frags[i])
+    for i in ids[:-1]:
+        starts.append(starts[-1] + frags[i].GetNumAtoms())
+    bonds = [(starts[k] + blocks.attach[ids[k]][1], starts[k + 1] + blocks.attach[ids[k + 1]][0])
+             for k in range(len(ids) - 1)]
+    return join_fragments([frags[i] for i in ids], bonds)
+
+
+def join_fragments(mols: list[Any], bonds: list[tuple[int, int]]) -> Any:
+    """The molecules ``mols`` combined in order (atoms of the k-th follow those before it), with a single bond
+    per pair of atom indices in ``bonds``, each bonded atom with explicit hydrogens losing one per bond;
+    sanitised, or None when RDKit cannot sanitise it."""
+    chem = _chem()
+    mol = mols[0]
+    for m in mols[1:]:
+        mol = chem.CombineMols(mol, m)
     rw = chem.RWMol(mol)
-    for k in range(len(ids) - 1):
-        a = starts[k] + blocks.attach[ids[k]][1]
-        b = starts[k + 1] + blocks.attach[ids[k + 1]][0]
+    for a, b in bonds:
         rw.AddBond(a, b, chem.BondType.SINGLE)
         for atom in (rw.GetAtomWithIdx(a), rw.GetAtomWithIdx(b)):
             if atom.GetNumExplicitHs() > 0:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from thermogfn.errors import ThermoGFNError
-from thermogfn.tasks.chem import _chem
+from thermogfn.tasks.chem import _chem, join_fragments
 from thermogfn.tasks.data import data_dir as resolve_data_dir
 from thermogfn.tasks.data import require_file
 
@@ -103,7 +103,7 @@ class FragmentVocab:
         return mols
 
     def _assemble(self, blockidxs: tuple[int, ...], jbonds: tuple[tuple[int, ...], ...]) -> Any:
-        chem = _chem()
+        _chem()  # RDKit is there, or a one-line error naming the chem extra
         if not blockidxs:
             return None
         if any(b < 0 or b >= len(self) for b in blockidxs):
@@ -117,27 +117,7 @@ class FragmentVocab:
                 raise ThermoGFNError(f"junction bond {list(j)} is not [block_i, block_j, atom_in_i, atom_in_j] "
                                      f"within blocks {list(blockidxs)}")
             bonds.append((starts[j[0]] + j[2], starts[j[1]] + j[3]))
-        mol = frags[blockidxs[0]]
-        for b in blockidxs[1:]:
-            mol = chem.CombineMols(mol, frags[b])
-        rw = chem.RWMol(mol)
-        for a, b in bonds:
-            rw.AddBond(a, b, chem.BondType.SINGLE)
-        for a, b in bonds:
-            for atom in (rw.GetAtomWithIdx(a), rw.GetAtomWithIdx(b)):
-                if atom.GetNumExplicitHs() > 0:
-                    atom.SetNumExplicitHs(atom.GetNumExplicitHs() - 1)
-        out = rw.GetMol()
-        from rdkit import rdBase
-
-        quiet = rdBase.BlockLogs()  # no console noise for an invalid molecule, while it lives
-        try:
-            chem.SanitizeMol(out)
-        except Exception:  # noqa: BLE001 - RDKit raises several exception types for invalid chemistry
-            return None
-        finally:
-            del quiet
-        return out
+        return join_fragments([frags[b] for b in blockidxs], bonds)
 
 
 @dataclass(frozen=True)
