@@ -218,3 +218,13 @@ def test_reference_molecules_round_trip() -> None:
         back, back_bonds = mdp.to_blocks(x)
         assert graph(back, back_bonds, mdp.stems(x)) == graph(blocks, jbonds, stems)
         assert torch.equal(mdp.from_blocks(back, back_bonds), x)
+
+
+def test_random_baseline_picks_uniformly_among_distinct_children():
+    from thermogfn.baselines.random_search import uniform_policy_objects
+
+    # entries 0 and 1 are one type (the same first block), entry 2 another: two distinct one-block trees
+    mdp = FragmentMDP([[0, 1], [1, 0], [0]], [0, 0, 1], max_blocks=1, min_blocks=1)
+    objects = uniform_policy_objects(mdp, 4000, torch.Generator().manual_seed(0))
+    share = float((objects[:, 0] == mdp.type_of[2]).double().mean())
+    assert abs(share - 0.5) < 0.03  # merged raw actions would give 1/3
