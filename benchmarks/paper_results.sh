@@ -37,7 +37,7 @@ ms sehstr 2000 "logit,logit-ls,sa"
 # fragment-graph sEH (issue 10): beta ~ U[1, 64], 600 rounds of 16, the graph policy (the task's default), then the
 # MLP trunk for the GFlowNets (the architecture comparison), and samples at beta 1-64 afterwards
 SEH="--batch-size 16 --beta-train uniform:1:64"
-ms sehfrag 600 "logit,layer,none,logit-ls,random,ppo,a2c" "$SEH"
+ms sehfrag 600 "logit,layer,logit+layer,none,logit-ls,random,ppo,a2c" "$SEH"
 ms sehfrag 600 "logit,layer,logit+layer" "$SEH --architecture mlp" _mlp
 python benchmarks/sehfrag_betas.py "$RUNS/ms_sehfrag" --out "$OUT/ms_sehfrag/betas"
 off tfbind8
