@@ -51,7 +51,7 @@ def reward_label(task: Task) -> str:
     return f"reward function {name}" if name else f"reward of task {task.name}"
 
 
-def _one_line(exc: BaseException, limit: int = 300) -> str:
+def one_line(exc: BaseException, limit: int = 300) -> str:
     text = " ".join(str(exc).split())
     text = text if len(text) <= limit else text[:limit] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -131,7 +131,7 @@ class ChunkedExecutor(RewardExecutor):
                     self._after_failure(errors)
                     raise RewardError(f"{reward_label(self.task)} failed {failures[i]} times on a chunk of "
                                       f"{parts[i].shape[0]} objects on the {self.name} executor (last: "
-                                      f"{_one_line(exc)}); fix the reward, or debug it with --executor local")
+                                      f"{one_line(exc)}); fix the reward, or debug it with --executor local")
                 todo.append(i)
             if todo:
                 self._after_failure(errors)
@@ -211,7 +211,7 @@ def ship(task: Task, dumps, how: str) -> bytes:
     try:
         return dumps(task)
     except Exception as exc:  # noqa: BLE001 - whatever the serialiser raises on user objects
-        raise ThermoGFNError(f"{reward_label(task)} cannot be shipped to workers ({how} failed: {_one_line(exc)}); "
+        raise ThermoGFNError(f"{reward_label(task)} cannot be shipped to workers ({how} failed: {one_line(exc)}); "
                              "make it a module-level function without open files, locks or sockets, or use "
                              "--executor local") from None
 
@@ -263,7 +263,7 @@ def start_ray(ray: Any, address: str | None, cpus: int | None) -> bool:
                      runtime_env=env)
     except Exception as exc:  # noqa: BLE001 - Ray raises several types on a failed start or connection
         where = f"at --ray-address {address}" if address else "locally"
-        raise ThermoGFNError(f"could not start or reach Ray {where}: {_one_line(exc)}") from None
+        raise ThermoGFNError(f"could not start or reach Ray {where}: {one_line(exc)}") from None
     return True
 
 

@@ -73,15 +73,16 @@ class RoundStats:
 class BaseTrainer(ABC):
     """One run of any method. Subclasses implement ``train_round`` and their own state."""
 
-    variable_length = True  # trains on objects of several lengths (--min-length); False refuses them
-    mutates_tokens = False  # edits objects token by token (point mutations): refuses tasks without token objects
+    # edits objects token by token (point mutations, which keep the length): refuses objects of several lengths
+    # (--min-length) and tasks without token objects
+    mutates_tokens = False
 
     def __init__(self, cfg: RunConfig, task: Task | None = None):
         self.task = task if task is not None else load_task(cfg)
         if task is not None:
             cfg = dataclasses.replace(cfg, task=task.name)
         self.cfg = resolve(cfg, self.task)
-        if self.cfg.min_length is not None and not self.variable_length:
+        if self.cfg.min_length is not None and self.mutates_tokens:
             raise ThermoGFNError(f"the {self.cfg.method} baseline's point mutations keep a sequence's length, so it "
                                  "cannot search over several lengths (--min-length); use --method gfn, ppo, a2c, sac "
                                  "or random, or drop --min-length")

@@ -53,8 +53,7 @@ class SAParams:
 class SimulatedAnnealing(BaseTrainer):
     """``batch_size`` parallel annealed Metropolis chains with best-so-far tracking and optional restarts."""
 
-    variable_length = False  # point mutations keep the length
-    mutates_tokens = True
+    mutates_tokens = True  # point mutations
 
     def __init__(self, cfg: RunConfig, task: Task | None = None, params: SAParams | None = None):
         super().__init__(cfg, task)

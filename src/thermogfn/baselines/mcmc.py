@@ -130,8 +130,7 @@ class AcceptanceStats:
 class MCMC(BaseTrainer):
     """``batch_size`` parallel Metropolis-Hastings chains at the run's fixed beta."""
 
-    variable_length = False  # point mutations keep the length
-    mutates_tokens = True
+    mutates_tokens = True  # point mutations
 
     def __init__(self, cfg: RunConfig, task: Task | None = None, params: MCMCParams | None = None):
         super().__init__(cfg, task)

@@ -27,10 +27,6 @@ from thermogfn.tasks import Task
 from thermogfn.trainer import BaseTrainer
 
 
-def build_mdp(mdp_kind: str, task: Task) -> MDP:
-    return task_mdp(mdp_kind, task)
-
-
 def network(mdp: MDP, hidden: int, layers: int, out: int, last_std: float | None = None) -> nn.Sequential:
     """An MLP over ``mdp.encode(state)`` with ``layers`` hidden layers of width ``hidden`` and ``out`` outputs.
 
@@ -213,7 +209,7 @@ class ActorCriticTrainer(BaseTrainer):
         super().__init__(cfg, task)
         self.hp = self.method_params(self.config_class)
         c = self.cfg
-        self.mdp = build_mdp(c.mdp, self.task)
+        self.mdp = task_mdp(c.mdp, self.task)
         self.actor = Policy(self.mdp, c.model.hidden, c.model.layers)
         self.critic = network(self.mdp, c.model.hidden, c.model.layers, 1, last_std=1.0)
         self.params = list(self.actor.parameters()) + list(self.critic.parameters())

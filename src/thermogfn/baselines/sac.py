@@ -28,6 +28,7 @@ import torch
 
 from thermogfn.baselines import rl
 from thermogfn.config import RunConfig
+from thermogfn.mdp import task_mdp
 from thermogfn.tasks import Task
 from thermogfn.trainer import BaseTrainer, RoundStats
 
@@ -86,7 +87,7 @@ class SAC(BaseTrainer):
         super().__init__(cfg, task)
         self.hp = self.method_params(SACConfig)
         c, hp = self.cfg, self.hp
-        self.mdp = rl.build_mdp(c.mdp, self.task)
+        self.mdp = task_mdp(c.mdp, self.task)
         width, depth, n_act = c.model.hidden, c.model.layers, self.mdp.n_forward
         self.actor = rl.Policy(self.mdp, width, depth)
         self.q1 = rl.network(self.mdp, width, depth, n_act)

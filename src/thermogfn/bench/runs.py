@@ -141,7 +141,7 @@ def _run_on_ray(todo: list[RunSpec], jobs: int | None, address: str | None, echo
     """Each run a Ray task (one CPU), at most ``jobs`` in flight. A task whose worker died is retried by Ray and
     resumes from the run's newest checkpoint; a run that raises is counted failed, the others go on, and the
     failures are reported together at the end (rerunning the command retries them, resuming)."""
-    from thermogfn.executors import check_reachable, import_ray, start_ray
+    from thermogfn.executors import check_reachable, import_ray, one_line, start_ray
 
     ray = import_ray()
     if address:
@@ -164,7 +164,9 @@ def _run_on_ray(todo: list[RunSpec], jobs: int | None, address: str | None, echo
                     ray.get(ref)
                     done += 1
                 except Exception as exc:  # noqa: BLE001 - a run's error, or Ray's after its retries
-                    failed.append(f"{spec.method} seed {spec.seed}: {_cause(exc)}")
+                    cause = getattr(exc, "cause", None)  # Ray wraps the run's own error
+                    failed.append(f"{spec.method} seed {spec.seed}: "
+                                  f"{one_line(cause if isinstance(cause, BaseException) else exc, 200)}")
             echo(f"runs: {done} done, {len(running)} running, {len(failed)} failed, {len(queue)} queued")
         if failed:
             raise ThermoGFNError(f"{len(failed)} of {len(todo)} run(s) failed ({'; '.join(failed)}); fix the cause "
@@ -179,9 +181,3 @@ def _absolute(spec: RunSpec) -> RunSpec:
     cfg = dataclasses.replace(spec.cfg, data_dir=str(Path(data).resolve())) if data else spec.cfg
     return dataclasses.replace(spec, cfg=cfg, path=spec.path.resolve())
 
-
-def _cause(exc: BaseException) -> str:
-    """One line for a failed Ray task: the run's own error where Ray wraps one, else Ray's."""
-    inner = getattr(exc, "cause", None)
-    text = " ".join(str(inner if isinstance(inner, BaseException) else exc).split())
-    return text if len(text) <= 200 else text[:200] + "..."
